@@ -1,0 +1,49 @@
+# convtrain: every target that needs the virtual environment depends on `install`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CONFIG ?= configs/stridednet.yaml
+RUN ?= $(lastword $(sort $(wildcard runs/*/config.yaml)))
+DATA_DIR ?= data/caltech-101
+# A local copy of the official archive is used when present (CI has one beside the repo);
+# otherwise `convtrain data fetch` downloads it from CaltechDATA.
+ARCHIVE ?= $(firstword $(wildcard ../shared/datasets/caltech-101/101_ObjectCategories.tar.gz))
+SOURCE_FLAG := $(if $(ARCHIVE),--source $(ARCHIVE),)
+
+.PHONY: install test lint train evaluate inspect data bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check convtrain tests
+	$(BIN)/ruff format --check convtrain tests
+
+data: install
+	$(BIN)/convtrain data fetch $(SOURCE_FLAG) --data-dir $(DATA_DIR)
+
+train: data
+	$(BIN)/convtrain train $(CONFIG)
+
+evaluate: install
+	@test -n "$(RUN)" || { echo "no run directory: pass RUN=runs/<name>-<timestamp>" >&2; exit 2; }
+	$(BIN)/convtrain evaluate $(patsubst %/config.yaml,%,$(RUN))
+
+inspect: install
+	$(BIN)/convtrain inspect $(CONFIG)
+
+bench: data
+	$(BIN)/python benchmarks/bench.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

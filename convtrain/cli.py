@@ -1,0 +1,142 @@
+"""The `convtrain` command line.
+
+Each command imports its implementation lazily, so `convtrain --help` never loads TensorFlow.
+User mistakes raise ConvtrainError: one line per problem on stderr, exit code 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from convtrain import __version__
+from convtrain.errors import ConvtrainError
+
+# TensorFlow's C++ start-up chatter buries the real output; users can still set it to 0.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+SET_HELP = "Override a config value: dotted path, YAML value (repeatable), e.g. model.layers[0].filters=64."
+set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+config_arg = click.argument("config", type=click.Path(dir_okay=False))
+run_arg = click.argument("run_dir", type=click.Path(file_okay=False))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="convtrain")
+def cli() -> None:
+    """Convolutional-network experiments on CALTECH-101, one YAML config per experiment.
+
+    \b
+    Typical session:
+      convtrain data fetch                      # get CALTECH-101 into data/
+      convtrain inspect configs/stridednet.yaml # shapes, parameters, receptive fields
+      convtrain train configs/stridednet.yaml   # writes runs/stridednet-<timestamp>/
+      convtrain evaluate runs/stridednet-...    # reports and plots of a run
+    """
+
+
+@cli.command()
+@config_arg
+@set_option
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--classes", "num_classes", type=int, default=None, help="Number of classes for the head (default: from data.classes, or the dataset).")
+def inspect(config: str, overrides: tuple[str, ...], fmt: str, num_classes: int | None) -> None:
+    """Per layer: output shape, parameters, multiply-accumulates, receptive field, jump."""
+    from convtrain.model.inspect import run_inspect
+
+    run_inspect(config, overrides, fmt=fmt, num_classes=num_classes)
+
+
+@cli.group()
+def data() -> None:
+    """Get CALTECH-101, describe it, preview augmentation."""
+
+
+@data.command("fetch")
+@click.option("--source", default=None, help="URL, local .zip/.tar.gz, or an extracted 101_ObjectCategories/ folder (default: the official CaltechDATA archive).")
+@click.option("--data-dir", default="data/caltech-101", show_default=True, type=click.Path(file_okay=False))
+def data_fetch(source: str | None, data_dir: str) -> None:
+    """Download (resumable, verified) and safely extract CALTECH-101."""
+    from convtrain.data.fetch import run_fetch
+
+    run_fetch(source=source, data_dir=data_dir)
+
+
+@data.command("info")
+@click.argument("config", required=False, type=click.Path(dir_okay=False))
+@set_option
+@click.option("--root", default=None, help="Dataset folder (default: the config's data.root, or CONVTRAIN_DATA_ROOT).")
+def data_info(config: str | None, overrides: tuple[str, ...], root: str | None) -> None:
+    """Classes, images per class, sizes, grayscale count, imbalance, skipped files."""
+    from convtrain.data.info import run_info
+
+    run_info(config, overrides, root=root)
+
+
+@data.command("preview")
+@config_arg
+@set_option
+@click.option("--out", default=None, help="PNG to write (default: preview-<name>.png).")
+@click.option("--count", default=32, show_default=True, type=click.IntRange(1, 256))
+def data_preview(config: str, overrides: tuple[str, ...], out: str | None, count: int) -> None:
+    """Write a PNG grid of augmented training samples with their labels."""
+    from convtrain.data.preview import run_preview
+
+    run_preview(config, overrides, out=out, count=count)
+
+
+@cli.command()
+@config_arg
+@set_option
+@click.option("--name", default=None, help="Run name (default: the config's name).")
+@click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False))
+@click.option("--resume", "resume", default=None, type=click.Path(file_okay=False), help="Continue an interrupted run directory.")
+def train(config: str, overrides: tuple[str, ...], name: str | None, runs_dir: str, resume: str | None) -> None:
+    """Validate CONFIG, train, and write a run directory with reports and plots."""
+    from convtrain.train.run import run_train
+
+    run_train(config, overrides, name=name, runs_dir=runs_dir, resume=resume)
+
+
+@cli.command()
+@run_arg
+@click.option("--checkpoint", type=click.Choice(["best", "last"]), default=None, help="Default: the config's eval.checkpoint.")
+@click.option("--split", type=click.Choice(["test", "val"]), default=None, help="Default: the config's eval.split.")
+def evaluate(run_dir: str, checkpoint: str | None, split: str | None) -> None:
+    """Re-evaluate a run: classification report, metrics and plots."""
+    from convtrain.evaluate.run import run_evaluate
+
+    run_evaluate(run_dir, checkpoint=checkpoint, split=split)
+
+
+@cli.command()
+@run_arg
+@click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--top-k", default=5, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True)
+def predict(run_dir: str, images: tuple[str, ...], top_k: int, fmt: str, checkpoint: str) -> None:
+    """Top-k classes with probabilities for each image, with the run's own preprocessing."""
+    from convtrain.evaluate.predict import run_predict
+
+    run_predict(run_dir, images, top_k=top_k, fmt=fmt, checkpoint=checkpoint)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        code = cli.main(args=argv, prog_name="convtrain", standalone_mode=False)
+    except ConvtrainError as exc:
+        for line in exc.lines():
+            click.echo(f"error: {line}", err=True)
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
