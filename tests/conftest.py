@@ -1,0 +1,69 @@
+"""Shared fixtures: small synthetic CALTECH-101-shaped folders made with Pillow."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+REPO = Path(__file__).resolve().parents[1]
+REAL_ARCHIVE = REPO.parent / "shared" / "datasets" / "caltech-101" / "101_ObjectCategories.tar.gz"
+
+
+def make_dataset(
+    root: Path,
+    classes: dict[str, int],
+    *,
+    size_range: tuple[int, int] = (24, 60),
+    seed: int = 0,
+    extras: bool = False,
+) -> Path:
+    """Write `root/101_ObjectCategories/<class>/image_%04d.jpg`, one colour pattern per class.
+
+    Classes are separable (each has its own dominant colour and stripe direction) so a tiny
+    model learns them in a few epochs. With `extras`, also a grayscale image, a truncated JPEG,
+    an empty file, a text file and a JPEG without extension (like BACKGROUND_Google/tmp).
+    """
+    rng = np.random.default_rng(seed)
+    base = root / "101_ObjectCategories"
+    for ci, (name, count) in enumerate(sorted(classes.items())):
+        folder = base / name
+        folder.mkdir(parents=True, exist_ok=True)
+        colour = np.array([(ci * 97) % 256, (ci * 57 + 80) % 256, (ci * 151 + 40) % 256])
+        for i in range(count):
+            h, w = rng.integers(size_range[0], size_range[1] + 1, size=2)
+            yy, xx = np.mgrid[0:h, 0:w]
+            stripes = ((xx if ci % 2 else yy) // 4 % 2)[..., None]
+            img = colour * (0.6 + 0.4 * stripes) + rng.normal(0, 12, (h, w, 3))
+            Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(
+                folder / f"image_{i + 1:04d}.jpg", quality=90
+            )
+    if extras:
+        first = base / sorted(classes)[0]
+        gray = rng.integers(0, 255, (40, 30), dtype=np.uint8)
+        Image.fromarray(gray, mode="L").save(first / "image_gray.jpg")
+        good = (first / "image_0001.jpg").read_bytes()
+        (first / "image_truncated.jpg").write_bytes(good[: len(good) // 3])
+        (first / "image_empty.jpg").write_bytes(b"")
+        (first / "notes.txt").write_text("not an image\n")
+        (first / "tmp").write_bytes(good)  # a JPEG without extension: still an image
+    return base
+
+
+@pytest.fixture
+def synthetic_root(tmp_path: Path) -> Path:
+    """Three classes of 12 images each, plus the awkward files CALTECH-101 users meet."""
+    return make_dataset(tmp_path / "ds", {"alpha": 12, "beta": 12, "gamma": 12}, extras=True)
+
+
+@pytest.fixture
+def real_archive() -> Path:
+    if not REAL_ARCHIVE.is_file():
+        pytest.skip(f"real CALTECH-101 archive not present at {REAL_ARCHIVE}")
+    return REAL_ARCHIVE
