@@ -1,0 +1,266 @@
+"""The decoded-image cache: every image of an index, decoded and resized once, on disk.
+
+One directory per (dataset root, image_size, resize, color_mode) holds `images-<id>.npy`, a
+uint8 array [rows, H, W, C] read through a memory map (the dataset need not fit in RAM), and
+`manifest.json`, which names that array and fingerprints the files it was decoded from (path,
+size, mtime) with the decoder version. The manifest is written last, atomically: it is the
+commit point, so a crash mid-build leaves the previous cache intact. A stale cache (files
+changed) is rebuilt, reusing rows of unchanged files; a corrupt one is rebuilt from scratch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sys
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from convtrain.config.schema import DataConfig
+from convtrain.data.decode import DECODER_VERSION, decode_image
+from convtrain.data.index import ImageIndex
+from convtrain.errors import ConvtrainError
+from convtrain.io import atomic_save, atomic_write_json
+
+CACHE_ENV = "CONVTRAIN_CACHE_DIR"
+MANIFEST_FORMAT = 1
+_CHUNK = 64  # images per task: large enough to amortise scheduling, small for smooth progress
+
+
+@dataclass(frozen=True)
+class ImageCache:
+    directory: Path
+    images: np.ndarray  # uint8 [rows, H, W, C], read-only memory map
+    rows: Mapping[str, int]  # relative path -> row of `images` (decodable images only)
+    failed: tuple[tuple[str, str], ...]  # (relative path, reason) for files that did not decode
+    decoded: int  # images decoded by this call; 0 when everything came from disk
+
+
+def resolve_cache_dir(data: DataConfig) -> Path:
+    """$CONVTRAIN_CACHE_DIR when set, else data.cache_dir."""
+    return Path(os.environ.get(CACHE_ENV) or data.cache_dir).expanduser()
+
+
+def cache_directory(root: Path, data: DataConfig) -> Path:
+    height, width = data.image_size
+    digest = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:10]
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", root.resolve().name) or "root"
+    return (
+        resolve_cache_dir(data)
+        / f"{name}-{height}x{width}-{data.resize}-{data.color_mode}-{digest}"
+    )
+
+
+def _params(root: Path, data: DataConfig) -> dict:
+    return {
+        "format": MANIFEST_FORMAT,
+        "decoder_version": DECODER_VERSION,
+        "root": str(root.resolve()),
+        "image_size": list(data.image_size),
+        "resize": data.resize,
+        "color_mode": data.color_mode,
+    }
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """A cache as found on disk, before checking it against the current files."""
+
+    images: np.ndarray
+    files: dict[str, tuple[int, int, int]]  # path -> (nbytes, mtime_ns, row); row -1: failed
+    failed: dict[str, str]
+
+
+def _read_stored(directory: Path, root: Path, data: DataConfig) -> _Stored | None:
+    """The stored cache when it is complete and made with these parameters, else None."""
+    try:
+        manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
+        if {k: manifest.get(k) for k in _params(root, data)} != _params(root, data):
+            return None
+        images = np.load(directory / manifest["images"], mmap_mode="r", allow_pickle=False)
+        height, width = data.image_size
+        expected = (len(manifest["files"]), height, width, data.channels)
+        if images.dtype != np.uint8 or images.shape != expected:
+            return None
+        files = {f[0]: (int(f[1]), int(f[2]), row) for row, f in enumerate(manifest["files"])}
+        failed = {str(k): str(v) for k, v in manifest["failed"].items()}
+    except (OSError, ValueError, KeyError, TypeError, IndexError, EOFError):
+        return None  # missing, truncated or malformed: rebuilt by the caller
+    for path in failed:
+        if path in files:
+            files[path] = (*files[path][:2], -1)
+    return _Stored(images, files, failed)
+
+
+def _fingerprint(index: ImageIndex) -> list[tuple[str, int, int]]:
+    if len(index.meta) != len(index.items):
+        raise ValueError("the index carries no file metadata; build it with index_dataset()")
+    return [
+        (path, m.nbytes, m.mtime_ns) for (path, _), m in zip(index.items, index.meta, strict=True)
+    ]
+
+
+def _as_cache(directory: Path, stored: _Stored, decoded: int) -> ImageCache:
+    rows = {path: row for path, (_, _, row) in stored.files.items() if row >= 0}
+    return ImageCache(directory, stored.images, rows, tuple(sorted(stored.failed.items())), decoded)
+
+
+def open_cache(index: ImageIndex, data: DataConfig, *, progress: bool = True) -> ImageCache:
+    """The cache of every image in `index`, built (or brought up to date) when needed."""
+    directory = cache_directory(index.root, data)
+    stored = _read_stored(directory, index.root, data)
+    wanted = _fingerprint(index)
+    if (
+        stored is not None
+        and len(stored.files) == len(wanted)
+        and all(stored.files.get(p, (None, None))[:2] == (n, m) for p, n, m in wanted)
+    ):
+        return _as_cache(directory, stored, decoded=0)
+    return _build(directory, index, data, wanted, stored, progress)
+
+
+def open_cache_for(
+    root: Path, items: Sequence[tuple[str, int]], data: DataConfig
+) -> ImageCache | None:
+    """The stored cache when it holds every item, unchanged on disk, else None (no decoding)."""
+    directory = cache_directory(root, data)
+    stored = _read_stored(directory, root, data)
+    if stored is None:
+        return None
+    for path, _ in items:
+        entry = stored.files.get(path)
+        try:
+            st = os.stat(root / path)
+        except OSError:
+            return None
+        if entry is None or entry[:2] != (st.st_size, st.st_mtime_ns):
+            return None
+    return _as_cache(directory, stored, decoded=0)
+
+
+def _decode_chunk(root: Path, paths: list[str], data: DataConfig) -> list[np.ndarray | str]:
+    out: list[np.ndarray | str] = []
+    for rel in paths:
+        try:
+            out.append(decode_image(root / rel, data.image_size, data.resize, data.color_mode))
+        except ConvtrainError as exc:
+            out.append(str(exc).removeprefix(f"{root / rel}: "))
+    return out
+
+
+def _build(
+    directory: Path,
+    index: ImageIndex,
+    data: DataConfig,
+    wanted: list[tuple[str, int, int]],
+    old: _Stored | None,
+    progress: bool,
+) -> ImageCache:
+    height, width = data.image_size
+    shape = (len(wanted), height, width, data.channels)
+    failed: dict[str, str] = {}
+    todo: list[int] = []
+    reused: list[tuple[int, int]] = []  # (new row, old row)
+    for row, (path, nbytes, mtime) in enumerate(wanted):
+        entry = old.files.get(path) if old is not None else None
+        if entry is not None and entry[:2] == (nbytes, mtime):
+            if entry[2] < 0:
+                failed[path] = old.failed[path]
+            else:
+                reused.append((row, entry[2]))
+        else:
+            todo.append(row)
+    name = f"images-{uuid.uuid4().hex[:12]}.npy"
+    workers = max(1, min(len(os.sched_getaffinity(0)), 8))
+    if progress and todo:
+        print(
+            f"building the image cache in {directory}: {len(todo)} images to decode"
+            + (f", {len(reused)} unchanged" if reused else ""),
+            file=sys.stderr,
+        )
+    bar = Progress(len(todo), "decoding images", enabled=progress)
+
+    def fill(tmp: Path) -> None:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+        for new, prev in reused:
+            out[new] = old.images[prev]
+        chunks = [todo[i : i + _CHUNK] for i in range(0, len(todo), _CHUNK)]
+        # Pillow releases the GIL while decoding and resizing, so threads use every core
+        # without pickling arrays between processes or forking a process that holds TensorFlow.
+        with ThreadPoolExecutor(workers) as pool:
+            jobs = pool.map(
+                lambda rows: _decode_chunk(index.root, [wanted[r][0] for r in rows], data), chunks
+            )
+            for rows, results in zip(chunks, jobs, strict=True):
+                for row, result in zip(rows, results, strict=True):
+                    if isinstance(result, str):
+                        failed[wanted[row][0]] = result
+                    else:
+                        out[row] = result
+                bar.update(len(rows))
+        out.flush()
+        del out
+
+    atomic_save(directory / name, fill, suffix=".npy")
+    bar.close()
+    for path, reason in sorted(failed.items()):
+        if old is None or path not in old.failed:
+            print(f"warning: skipped {index.root / path}: {reason}", file=sys.stderr)
+    manifest = {
+        **_params(index.root, data),
+        "images": name,
+        "shape": list(shape),
+        "files": [list(f) for f in wanted],
+        "failed": dict(sorted(failed.items())),
+    }
+    atomic_write_json(directory / "manifest.json", manifest)
+    for stale in directory.glob("images-*.npy"):
+        if stale.name != name:
+            stale.unlink(missing_ok=True)  # open memory maps of it stay valid on POSIX
+    stored = _read_stored(directory, index.root, data)
+    if stored is None:
+        raise ConvtrainError(
+            f"{directory}: the image cache could not be read back after writing it"
+        )
+    return _as_cache(directory, stored, decoded=len(todo))
+
+
+class Progress:
+    """A progress bar on stderr; plain lines every 10% when stderr is not a terminal (CI logs)."""
+
+    def __init__(self, total: int, label: str, *, enabled: bool = True):
+        self.total, self.label, self.done = total, label, 0
+        self.enabled = enabled and total > 0
+        self.tty = sys.stderr.isatty()
+        self.start = time.perf_counter()
+        self._last_decile = -1
+
+    def update(self, n: int) -> None:
+        self.done += n
+        if not self.enabled:
+            return
+        frac = self.done / self.total
+        elapsed = time.perf_counter() - self.start
+        if self.tty:
+            bar = "#" * int(frac * 30)
+            print(
+                f"\r{self.label} [{bar:<30}] {self.done}/{self.total} {elapsed:.1f}s",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
+        elif int(frac * 10) > self._last_decile:
+            self._last_decile = int(frac * 10)
+            print(f"{self.label}: {self.done}/{self.total} ({elapsed:.1f}s)", file=sys.stderr)
+
+    def close(self) -> None:
+        if self.enabled and self.tty:
+            print(file=sys.stderr)
