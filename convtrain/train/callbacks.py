@@ -1,0 +1,131 @@
+"""Keras callbacks: per-epoch rate, bookkeeping and checkpoints; a guard against a diverging loss."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+import keras
+
+from convtrain.config.schema import TrainConfig
+from convtrain.rundir import RunDir
+from convtrain.train import checkpoints
+from convtrain.train.optim import learning_rate
+from convtrain.train.state import Row, TrainState, write_history
+
+
+class NonFiniteLoss(Exception):
+    """The training loss became NaN or infinite; `epoch` and `batch` are 1-based."""
+
+    def __init__(self, epoch: int, batch: int, value: float):
+        super().__init__(f"loss {value} at epoch {epoch}, batch {batch}")
+        self.epoch, self.batch, self.value = epoch, batch, value
+
+
+class NanGuard(keras.callbacks.Callback):
+    """Stop at the first batch whose loss is not finite (Keras's TerminateOnNaN, but it says where)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise NonFiniteLoss(self.epoch + 1, batch + 1, float(loss))
+
+
+def _metric(logs: dict, key: str) -> float | None:
+    value = logs.get(key)
+    return None if value is None else float(value)
+
+
+class EpochRecorder(keras.callbacks.Callback):
+    """Sets each epoch's learning rate, then commits the finished epoch to the run directory.
+
+    The commit order (stage checkpoints, write state.json, promote checkpoints, rewrite
+    history.csv) is what lets `--resume` continue exactly after a kill at any moment.
+    """
+
+    def __init__(
+        self,
+        run: RunDir,
+        state: TrainState,
+        train: TrainConfig,
+        train_images: int,
+        on_row: Callable[[Row], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self.run, self.state, self.train = run, state, train
+        self.train_images = train_images
+        self.on_row = on_row
+        self.epoch = state.completed_epochs  # 0-based index of the epoch in progress
+        self.lr = 0.0
+        self._start = 0.0
+        self._train_time: float | None = None
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch = epoch
+        self.lr = learning_rate(self.train, epoch, self.state.plateau)
+        self.model.optimizer.learning_rate = self.lr
+        self._start, self._train_time = time.perf_counter(), None
+
+    def on_test_begin(self, logs: dict | None = None) -> None:
+        # Validation runs inside the epoch; images/s counts the training part only.
+        if self._train_time is None:
+            self._train_time = time.perf_counter() - self._start
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        elapsed = time.perf_counter() - self._start
+        train_time = self._train_time if self._train_time is not None else elapsed
+        row: Row = {
+            "epoch": epoch + 1,
+            "loss": _metric(logs, "loss"),
+            "accuracy": _metric(logs, "accuracy"),
+            "val_loss": _metric(logs, "val_loss"),
+            "val_accuracy": _metric(logs, "val_accuracy"),
+            "lr": self.lr,
+            "epoch_time": round(elapsed, 3),
+            "images_per_s": round(self.train_images / max(train_time, 1e-9), 1),
+            "top_k": _metric(logs, "top_k"),
+            "val_top_k": _metric(logs, "val_top_k"),
+        }
+        state = self.state
+        improved = state.record(row)
+        monitored = row.get(state.monitor.name)
+        if state.plateau is not None and monitored is not None:
+            state.plateau.update(self.train.schedule, monitored, state.monitor.mode)
+        if state.early_stop_due(self.train.early_stopping):
+            state.stopped_early = True
+            self.model.stop_training = True
+        checkpoints.stage(self.run, self.model, state.completed_epochs, best=improved)
+        state.save(self.run)  # the commit point
+        checkpoints.recover(self.run, state.completed_epochs)
+        write_history(self.run, state)
+        if self.on_row is not None:
+            self.on_row(row)
+
+
+def format_row(row: Row, epochs: int) -> str:
+    """One line per epoch for logs and pipes (the progress bar's stand-in off a terminal)."""
+
+    def num(key: str, label: str) -> str:
+        value = row.get(key)
+        return f"{label} {value:.4f}" if value is not None else ""
+
+    parts = [
+        f"epoch {row['epoch']}/{epochs}",
+        num("loss", "loss"),
+        num("accuracy", "acc"),
+        num("val_loss", "val_loss"),
+        num("val_accuracy", "val_acc"),
+        f"lr {row['lr']:.3g}",
+        f"{row['epoch_time']:.1f}s",
+        f"{row['images_per_s']:.0f} img/s",
+    ]
+    return "  ".join(p for p in parts if p)

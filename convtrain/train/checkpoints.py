@@ -1,0 +1,70 @@
+"""Checkpoints that always agree with state.json, whenever the process dies.
+
+Each epoch is committed in three steps:
+  1. stage:   write checkpoints/.pending-<which>-<epoch>.keras (itself an atomic write);
+  2. commit:  write state.json saying the epoch is complete (atomic);
+  3. promote: rename the pending files to last.keras / best.keras (atomic).
+`recover` finishes step 3 when state.json already counts the epoch, or discards the pending
+files when it does not, so last.keras always holds exactly the epochs state.json reports.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from convtrain.errors import ConvtrainError
+from convtrain.io import atomic_save
+from convtrain.rundir import RunDir
+
+_PENDING = re.compile(r"^\.pending-(last|best)-(\d+)\.keras$")
+
+
+def pending_path(run: RunDir, which: str, epoch: int) -> Path:
+    return run.checkpoints / f".pending-{which}-{epoch:05d}.keras"
+
+
+def stage(run: RunDir, model: Any, epoch: int, best: bool) -> None:
+    """Step 1: write the model after `epoch` (1-based) as pending last (and best) checkpoints."""
+    last = pending_path(run, "last", epoch)
+    atomic_save(last, lambda p: model.save(p), suffix=".keras")
+    if best:
+        atomic_save(
+            pending_path(run, "best", epoch), lambda p: shutil.copyfile(last, p), suffix=".keras"
+        )
+
+
+def recover(run: RunDir, completed: int) -> None:
+    """Step 3 for the committed epoch's pending files; delete any other pending or temp file."""
+    if not run.checkpoints.is_dir():
+        return
+    for path in sorted(run.checkpoints.iterdir()):
+        match = _PENDING.match(path.name)
+        if match and int(match.group(2)) == completed:
+            os.replace(path, run.checkpoint(match.group(1)))
+        elif match or (path.name.startswith(".") and ".tmp" in path.name):
+            path.unlink(missing_ok=True)  # an epoch state.json never counted, or a torn temp file
+
+
+def save_final(run: RunDir, model: Any) -> None:
+    atomic_save(run.final_model, lambda p: model.save(p), suffix=".keras")
+
+
+def load_checkpoint(path: Path) -> Any:
+    """A compiled model with its optimizer state, loaded in Keras's safe mode."""
+    import keras
+
+    if not path.is_file():
+        raise ConvtrainError(f"{path}: missing from the run directory")
+    try:
+        return keras.models.load_model(path, safe_mode=True, compile=True)
+    except Exception as exc:  # noqa: BLE001 - a damaged file can fail anywhere inside Keras/h5py/zipfile
+        text = str(exc).strip()
+        detail = text.splitlines()[0][:200] if text else ""
+        raise ConvtrainError(
+            f"{path}: cannot load the checkpoint (expected a complete .keras file written by "
+            f"`convtrain train`; received {exc.__class__.__name__}{': ' + detail if detail else ''})"
+        ) from None
