@@ -1,0 +1,248 @@
+"""`convtrain data fetch`: CALTECH-101 into `<data-dir>/101_ObjectCategories`, verified, atomically.
+
+The dataset is assembled in a hidden staging folder beside the target, verified against the
+official per-class counts, marked, and only then renamed into place: an interrupted or failed
+fetch never leaves a half dataset that looks complete, nor touches one already there.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import click
+
+from convtrain.data.byte_progress import ByteProgress
+from convtrain.data.download import download
+from convtrain.data.extract import archive_kind, extract_archive
+from convtrain.data.verify import (
+    DATASET_FOLDER,
+    OFFICIAL_COUNTS,
+    Checksum,
+    Marker,
+    check_counts,
+    describe_counts,
+    scan_counts,
+    sha256_file,
+    verified_marker,
+)
+from convtrain.errors import ConvtrainError
+
+STAGING_PREFIX = ".convtrain-staging-"
+LOCK_NAME = ".convtrain-fetch.lock"
+SOURCE_KINDS = "an http(s) URL, a .zip or .tar.gz file, or a 101_ObjectCategories/ folder"
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What the official CALTECH-101 looks like; tests pass a small synthetic one."""
+
+    url: str
+    zip: Checksum  # the CaltechDATA download
+    tar: Checksum  # 101_ObjectCategories.tar.gz inside it
+    counts: Mapping[str, int]
+
+
+OFFICIAL = Reference(
+    url="https://data.caltech.edu/records/mzrjq-6wc02/files/caltech-101.zip?download=1",
+    zip=Checksum(137_414_764, "331234750fc7f77520e50d9565e8b6907b03565e30320da1401130db08c61f91"),
+    tar=Checksum(131_740_031, "af6ece2f339791ca20f855943d8b55dd60892c0a25105fcd631ee3d6430f9926"),
+    counts=OFFICIAL_COUNTS,
+)
+
+
+@dataclass(frozen=True)
+class Source:
+    """`--source`, normalised: exactly one of url and path is set."""
+
+    text: str  # as the user gave it, for messages
+    url: str | None = None
+    path: Path | None = None
+    kind: str = "folder"  # "url", "zip", "tar" or "folder"
+
+
+def run_fetch(source: str | None, data_dir: str | Path, *, reference: Reference = OFFICIAL) -> Path:
+    """Make `<data_dir>/101_ObjectCategories` a verified CALTECH-101 and return its path."""
+    data_dir = Path(data_dir)
+    target = data_dir / DATASET_FOLDER
+    if _already_there(target, reference):
+        return target
+    src = parse_source(source, reference)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConvtrainError(f"--data-dir {data_dir}: cannot create it ({exc.strerror})") from None
+    with _lock(data_dir):
+        if _already_there(target, reference):  # another fetch finished while we waited
+            return target
+        for leftover in data_dir.glob(f"{STAGING_PREFIX}*"):  # from a killed fetch
+            shutil.rmtree(leftover, ignore_errors=True)
+        if src.url is None:
+            checksum = sha256_file(src.path) if src.kind != "folder" else None
+            _install(src, checksum, target, reference)
+            return target
+        archive, checksum, known = _download(src.url, data_dir, reference)
+        try:
+            downloaded = Source(src.text, path=archive, kind=_kind_of(archive, src.text))
+            _install(downloaded, checksum, target, reference)
+        except ConvtrainError:
+            if not known:  # judged by its content only, and found wanting: do not reuse it
+                archive.unlink(missing_ok=True)
+            raise
+        archive.unlink()  # extracted and verified: the marker keeps its checksum
+    return target
+
+
+def parse_source(source: str | None, reference: Reference) -> Source:
+    if source is None:
+        return Source(reference.url, url=reference.url, kind="url")
+    scheme = urlparse(source).scheme
+    if scheme in ("http", "https"):
+        return Source(source, url=source, kind="url")
+    if "://" in source:
+        raise ConvtrainError(
+            f"--source {source}: expected {SOURCE_KINDS}, received a {scheme}:// URL"
+        )
+    path = Path(source).expanduser()
+    if path.is_dir():
+        if path.name != DATASET_FOLDER and (path / DATASET_FOLDER).is_dir():
+            path = path / DATASET_FOLDER  # the folder holding it, as a tar.gz extracts
+        return Source(source, path=path, kind="folder")
+    if not path.exists():
+        raise ConvtrainError(f"--source {source}: no such file or folder (expected {SOURCE_KINDS})")
+    return Source(source, path=path, kind=_kind_of(path, f"--source {source}"))
+
+
+def _kind_of(path: Path, place: str) -> str:
+    try:
+        kind = archive_kind(path)
+    except OSError as exc:
+        raise ConvtrainError(f"{place}: cannot read it ({exc.strerror})") from None
+    if kind is None:
+        raise ConvtrainError(
+            f"{place}: expected {SOURCE_KINDS}, received a file that is neither a zip nor a tar archive"
+        )
+    return kind
+
+
+def _already_there(target: Path, reference: Reference) -> bool:
+    if not target.is_dir():
+        return False
+    marker = verified_marker(target, reference.counts)
+    if marker is not None:
+        click.echo(
+            f"CALTECH-101 already present and verified at {target} ({describe_counts(marker.counts)}); "
+            f"delete that folder to fetch it again",
+            err=True,
+        )
+        return True
+    # A folder extracted by hand: accept it when its structure matches, and mark it.
+    counts = scan_counts(target)
+    try:
+        check_counts(counts, reference.counts, str(target))
+    except ConvtrainError:
+        return False
+    Marker.create(f"existing folder {target}", None, False, counts).write(target)
+    click.echo(f"CALTECH-101 found at {target} and verified ({describe_counts(counts)})", err=True)
+    return True
+
+
+def _download(url: str, data_dir: Path, reference: Reference) -> tuple[Path, Checksum, bool]:
+    """The archive, its checksum, and whether that checksum was known in advance (and matched)."""
+    # Only the official URL has a known checksum; another URL is judged by its structure.
+    expected = reference.zip if url == reference.url else None
+    name = "".join(c if c.isalnum() or c in "._-" else "_" for c in Path(urlparse(url).path).name)
+    dest = data_dir / (name or "download")
+    if dest.is_file():  # downloaded and verified by an earlier fetch whose extraction failed
+        checksum = sha256_file(dest)
+        if expected is None or checksum == expected:
+            return dest, checksum, expected is not None
+        dest.unlink()
+    click.echo(f"downloading {url} into {data_dir}", err=True)
+    return dest, download(url, dest, expected=expected), expected is not None
+
+
+def _install(src: Source, checksum: Checksum | None, target: Path, reference: Reference) -> None:
+    assert src.path is not None
+    if src.kind == "folder":  # cheap to check before copying anything
+        check_counts(scan_counts(src.path), reference.counts, src.text)
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=target.parent))
+    try:
+        inner = None
+        if src.kind == "folder":
+            dataset = _copy_folder(src.path, staging / DATASET_FOLDER)
+        else:
+            extracted = extract_archive(src.path, src.kind, staging)
+            dataset, inner = extracted.dataset, extracted.inner
+        counts = scan_counts(dataset)
+        warnings = check_counts(counts, reference.counts, src.text)
+        official = checksum in (reference.zip, reference.tar) or inner == reference.tar
+        if checksum is not None and not official:
+            warnings.insert(
+                0,
+                f"{src.text}: sha256 {checksum.sha256} is not the official CALTECH-101 "
+                f"archive's; accepted because its structure matches",
+            )
+        for warning in warnings:
+            click.echo(f"warning: {warning}", err=True)
+        sha256 = checksum.sha256 if checksum else None
+        Marker.create(src.text, sha256, official, counts).write(dataset)
+        _replace(target, dataset, staging)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise ConvtrainError(
+                f"disk full while writing into {target.parent}: free some space and run the "
+                f"command again (nothing was changed)"
+            ) from None
+        raise ConvtrainError(f"cannot write into {target.parent}: {exc}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    summary = "official archive" if official else "structure verified"
+    click.echo(f"CALTECH-101 ready at {target} ({describe_counts(counts)}, {summary})")
+
+
+def _copy_folder(source: Path, dest: Path) -> Path:
+    files = [Path(folder, name) for folder, _, names in os.walk(source) for name in names]
+    with ByteProgress(f"copying {source}", sum(f.stat().st_size for f in files)) as bar:
+        for file in files:
+            out = dest / file.relative_to(source)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(file, out)
+            bar.update(out.stat().st_size)
+    dest.mkdir(exist_ok=True)
+    return dest
+
+
+def _replace(target: Path, dataset: Path, staging: Path) -> None:
+    """Swap the verified dataset in; what was at `target` (unverified) goes to staging and is removed."""
+    if target.is_symlink() or target.exists():
+        click.echo(f"replacing {target}, which is not a verified CALTECH-101", err=True)
+        previous = staging / "previous"
+        target.rename(previous)
+        try:
+            dataset.rename(target)
+        except OSError:
+            previous.rename(target)  # staging is about to be removed: put the old one back
+            raise
+    else:
+        dataset.rename(target)
+
+
+@contextmanager
+def _lock(data_dir: Path) -> Iterator[None]:
+    """One fetch per data dir at a time (several `make train` may start together)."""
+    with open(data_dir / LOCK_NAME, "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            click.echo(f"waiting for another fetch into {data_dir} to finish", err=True)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
