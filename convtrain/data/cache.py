@@ -264,3 +264,23 @@ class Progress:
     def close(self) -> None:
         if self.enabled and self.tty:
             print(file=sys.stderr)
+
+
+def recorded_failures(root: Path, data: DataConfig) -> dict[str, str] | None:
+    """Files of `root` that earlier cache builds (any image size) could not decode.
+
+    None when no cache of `root` exists, i.e. nothing is known yet about decoding.
+    """
+    base = resolve_cache_dir(data)
+    wanted = str(root.resolve())
+    failed: dict[str, str] = {}
+    found = False
+    for manifest_path in sorted(base.glob("*/manifest.json")) if base.is_dir() else []:
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            if manifest.get("root") == wanted:
+                found = True
+                failed.update({str(k): str(v) for k, v in manifest.get("failed", {}).items()})
+        except (OSError, ValueError, AttributeError):
+            continue  # an unreadable manifest is rebuilt by the next run; nothing to report
+    return failed if found else None
