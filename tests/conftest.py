@@ -67,3 +67,16 @@ def real_archive() -> Path:
     if not REAL_ARCHIVE.is_file():
         pytest.skip(f"real CALTECH-101 archive not present at {REAL_ARCHIVE}")
     return REAL_ARCHIVE
+
+
+@pytest.fixture(scope="session")
+def real_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real archive extracted once per test session; its 101_ObjectCategories/ folder."""
+    if not REAL_ARCHIVE.is_file():
+        pytest.skip(f"real CALTECH-101 archive not present at {REAL_ARCHIVE}")
+    import tarfile
+
+    dest = tmp_path_factory.mktemp("caltech101")
+    with tarfile.open(REAL_ARCHIVE) as archive:
+        archive.extractall(dest, filter="data")
+    return dest / "101_ObjectCategories"
