@@ -102,10 +102,9 @@ def format_summary(summary: dict[str, Any], pairs: Sequence[ConfusedPair], where
     lines = [
         f"{summary['split']} split, {summary['checkpoint']} checkpoint: "
         f"{summary['num_images']} images, {summary['num_classes']} classes",
-        f"  accuracy                 {summary['accuracy']:.4f}",
-        f"  mean per-class accuracy  {summary['mean_per_class_accuracy']:.4f}",
-        f"  top-{summary['top_k']} accuracy{' ' * (15 - len(str(summary['top_k'])))}"
-        f"{summary['top_k_accuracy']:.4f}",
+        f"  {'accuracy':<25}{summary['accuracy']:.4f}",
+        f"  {'mean per-class accuracy':<25}{summary['mean_per_class_accuracy']:.4f}",
+        f"  {'top-' + str(summary['top_k']) + ' accuracy':<25}{summary['top_k_accuracy']:.4f}",
     ]
     if pairs:
         lines.append("most confused (true -> predicted: images, fraction of the true class):")

@@ -12,69 +12,72 @@ from convtrain.evaluate.history import History
 from convtrain.plots.save import save_figure
 
 TRAIN_COLOR, VAL_COLOR, BEST_COLOR = "tab:blue", "tab:orange", "tab:green"
+Best = tuple[int, str] | None  # (epoch, monitored metric), as History.best_epoch returns
 
 
-def _curves(ax: Axes, history: History, metric: str, best: int | None) -> None:
-    drawn = False
-    for name, label, color in (
-        (metric, "training", TRAIN_COLOR),
-        (f"val_{metric}", "validation", VAL_COLOR),
-    ):
-        if history.has(name):
-            drawn = True
-            ax.plot(
-                history.epochs,
-                history.columns[name],
-                marker="o",
-                markersize=3,
-                label=label,
-                color=color,
-            )
+def _message(ax: Axes, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
+
+
+def _mark_best(ax: Axes, history: History, best: Best, metric: str) -> None:
+    if best is None:
+        return
+    epoch, monitor = best
+    ax.axvline(epoch, color=BEST_COLOR, linestyle="--", linewidth=1, label=f"best epoch ({epoch})")
+    if monitor in (metric, f"val_{metric}"):
+        value = history.columns[monitor][int(np.flatnonzero(history.epochs == epoch)[0])]
+        ax.plot(
+            [epoch],
+            [value],
+            marker="*",
+            markersize=13,
+            color=BEST_COLOR,
+            linestyle="none",
+            label=f"best {monitor} {value:.4g}",
+        )
+
+
+def _curves(ax: Axes, history: History, metric: str, best: Best) -> None:
     ax.set_title(metric.capitalize())
     ax.set_xlabel("Epoch")
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
+    pairs = ((metric, "training", TRAIN_COLOR), (f"val_{metric}", "validation", VAL_COLOR))
+    drawn = [name for name, _, _ in pairs if history.has(name)]
     if not drawn:
-        ax.text(0.5, 0.5, f"no {metric} recorded", ha="center", va="center", transform=ax.transAxes)
+        _message(ax, f"no {metric} recorded")
         return
-    if best is not None:
-        ax.axvline(
-            best, color=BEST_COLOR, linestyle="--", linewidth=1, label=f"best epoch ({best})"
-        )
+    for name, label, color in pairs:
+        if name in drawn:
+            values = history.columns[name]
+            ax.plot(history.epochs, values, marker="o", markersize=3, label=label, color=color)
+    _mark_best(ax, history, best, metric)
     ax.legend(fontsize=8)
 
 
-def _learning_rate(ax: Axes, history: History, best: int | None) -> None:
+def _learning_rate(ax: Axes, history: History, best: Best) -> None:
     ax.set_title("Learning rate")
     ax.set_xlabel("Epoch")
     ax.set_ylabel("lr")
     ax.grid(alpha=0.3)
     if not history.has("lr"):
-        ax.text(
-            0.5, 0.5, "no learning rate recorded", ha="center", va="center", transform=ax.transAxes
-        )
+        _message(ax, "no learning rate recorded")
         return
     lr = history.columns["lr"]
-    ax.plot(
-        history.epochs, lr, marker="o", markersize=3, color="tab:purple", drawstyle="steps-post"
-    )
+    ax.plot(history.epochs, lr, marker="o", markersize=3, color="tab:purple")
     finite = lr[np.isfinite(lr)]
     # A decaying schedule spans decades: a log axis shows each step, a linear one flattens them.
     if finite.min() > 0 and finite.max() / finite.min() > 10:
         ax.set_yscale("log")
     if best is not None:
-        ax.axvline(best, color=BEST_COLOR, linestyle="--", linewidth=1)
+        ax.axvline(best[0], color=BEST_COLOR, linestyle="--", linewidth=1)
 
 
-def plot_learning_curves(
-    history: History, path: Path, *, title: str, best: tuple[int, str] | None
-) -> Path:
-    """`best`: (epoch, monitored metric) as chosen by `History.best_epoch`."""
+def plot_learning_curves(history: History, path: Path, *, title: str, best: Best) -> Path:
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.6), layout="constrained")
-    epoch = best[0] if best else None
-    _curves(axes[0], history, "loss", epoch)
-    _curves(axes[1], history, "accuracy", epoch)
-    _learning_rate(axes[2], history, epoch)
+    _curves(axes[0], history, "loss", best)
+    _curves(axes[1], history, "accuracy", best)
+    _learning_rate(axes[2], history, best)
     for ax in axes:
         # Integer epochs only, however few there are.
         ax.xaxis.get_major_locator().set_params(integer=True)

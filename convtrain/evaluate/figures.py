@@ -1,0 +1,149 @@
+"""Which figures an evaluation draws, from what, and where they go (`plots/`)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from convtrain.config.schema import Experiment
+from convtrain.evaluate.history import read_history
+from convtrain.evaluate.metrics import Metrics, Predictions
+from convtrain.rundir import RunDir
+
+MISCLASSIFIED_SHOWN = 32
+# image_grid shortens longer titles with an ellipsis (whole title, newline included).
+GRID_TITLE_CHARS = 24
+
+PLOTS = {
+    "confusion": "confusion_matrix.png",
+    "per_class": "per_class_accuracy.png",
+    "curves": "learning_curves.png",
+    "misclassified": "misclassified.png",
+    "filters": "filters.png",
+}
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    """What one evaluation produced, as the figures need it."""
+
+    experiment: Experiment
+    model: Any
+    pred: Predictions
+    metrics: Metrics
+    files: Sequence[str]  # relative to `root`, parallel to pred
+    root: Path
+    title: str  # "<name> - <split> split, <checkpoint> checkpoint"
+
+
+def write_plots(run: RunDir, ev: Evaluated) -> list[Path]:
+    from convtrain.plots.evaluation import (
+        plot_confusion_matrix,
+        plot_filters,
+        plot_per_class_accuracy,
+    )
+    from convtrain.plots.training import plot_learning_curves
+
+    out = {key: run.plots / name for key, name in PLOTS.items()}
+    m = ev.metrics
+    plot_confusion_matrix(
+        m.confusion,
+        m.classes,
+        out["confusion"],
+        title=f"Confusion matrix (row-normalised) - {ev.title}, {m.num_images} images",
+    )
+    plot_per_class_accuracy(
+        m.per_class_accuracy,
+        m.support,
+        m.classes,
+        out["per_class"],
+        mean=m.mean_per_class_accuracy,
+        title=f"Per-class accuracy - {ev.title}",
+    )
+    written = {"confusion", "per_class"}
+    history = read_history(run.history)
+    if history is not None:
+        best = history.best_epoch(ev.experiment.train.monitor)
+        title = f"Learning curves - {ev.experiment.name}"
+        plot_learning_curves(history, out["curves"], title=title, best=best)
+        written.add("curves")
+    if _misclassified(ev, out["misclassified"]):
+        written.add("misclassified")
+    conv = first_conv(ev.model)
+    if conv is not None:
+        import keras
+
+        kernel = keras.ops.convert_to_numpy(conv.kernel)
+        title = f"First convolution '{conv.name}' - {ev.experiment.name}"
+        plot_filters(kernel, out["filters"], title=title)
+        written.add("filters")
+    for key, path in out.items():
+        # A figure this evaluation has nothing for must not survive from an earlier one.
+        if key not in written and path.exists():
+            path.unlink()
+            print(f"note: removed {path} (nothing to draw this time)", file=sys.stderr)
+    return [out[key] for key in PLOTS if key in written]
+
+
+def first_conv(model: Any) -> Any | None:
+    """The first Conv2D layer, looking inside nested models and blocks."""
+    import keras
+
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.Conv2D):
+            return layer
+    return None
+
+
+def _clip(name: str, n: int) -> str:
+    return name if len(name) <= n else name[: max(n - 1, 1)] + "\u2026"
+
+
+def grid_title(true: str, predicted: str, confidence: float) -> str:
+    """'true\\npredicted 87%', the names shortened to fit image_grid's title length."""
+    tail = f" {confidence:.0%}"
+    room = GRID_TITLE_CHARS - 1 - len(tail)
+    # The longer name gives way first; a short one is never cut.
+    keep_true = min(len(true), max(room - len(predicted), room // 2))
+    return f"{_clip(true, keep_true)}\n{_clip(predicted, room - keep_true)}{tail}"
+
+
+def _misclassified(ev: Evaluated, path: Path) -> bool:
+    from convtrain.data.decode import decode_image
+    from convtrain.plots.grid import image_grid
+
+    pred = ev.pred
+    wrong = np.nonzero(pred.y_pred != pred.y_true)[0]
+    if not len(wrong):
+        return False
+    # The most confident mistakes first: the most telling ones.
+    chosen = sorted(wrong, key=lambda i: (-pred.confidence[i], i))[:MISCLASSIFIED_SHOWN]
+    data = ev.experiment.data
+    images = np.stack(
+        [
+            decode_image(ev.root / ev.files[i], data.image_size, data.resize, data.color_mode)
+            for i in chosen
+        ]
+    )
+    titles = [
+        grid_title(pred.classes[pred.y_true[i]], pred.classes[pred.y_pred[i]], pred.confidence[i])
+        for i in chosen
+    ]
+    shown = (
+        f"{len(chosen)} most confident of {len(wrong)}"
+        if len(chosen) < len(wrong)
+        else f"all {len(wrong)}"
+    )
+    image_grid(
+        images,
+        titles,
+        path,
+        f"Misclassified ({shown}) - {ev.title}\neach: true class / predicted class, confidence",
+        title_colors=["#b2182b"] * len(chosen),
+    )
+    return True

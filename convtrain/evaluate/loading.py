@@ -1,0 +1,71 @@
+"""Open what `evaluate` and `predict` read from a run directory, or fail with one line naming the file.
+
+Everything is read and checked before anything is written, so a damaged run directory is never
+made worse by an evaluation that cannot finish.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from convtrain.config.load import load_config
+from convtrain.config.schema import Experiment
+from convtrain.errors import ConvtrainError
+from convtrain.rundir import RunDir
+
+CHECKPOINTS = ("best", "last")
+SPLITS = ("test", "val")
+
+
+def choose(value: str, choices: Sequence[str], what: str) -> str:
+    if value not in choices:
+        raise ConvtrainError(f"{what}: expected one of {', '.join(choices)}, received {value!r}")
+    return value
+
+
+def load_experiment(run: RunDir) -> Experiment:
+    if not run.config.is_file():
+        raise ConvtrainError(f"{run.path}: incomplete run directory: config.yaml is missing")
+    return load_config(run.config)
+
+
+def load_model(run: RunDir, checkpoint: str) -> Any:
+    """The checkpoint's model without its optimizer (compile=False), in Keras's safe mode."""
+    path = run.checkpoint(choose(checkpoint, CHECKPOINTS, "checkpoint"))
+    if not path.is_file():
+        present = [c for c in CHECKPOINTS if run.checkpoint(c).is_file()]
+        hint = f" (present: {', '.join(f'{c}.keras' for c in present)})" if present else ""
+        raise ConvtrainError(
+            f"{run.path}: incomplete run directory: checkpoints/{path.name} is missing{hint}"
+        )
+    import keras
+
+    try:
+        return keras.models.load_model(path, safe_mode=True, compile=False)
+    except Exception as exc:  # noqa: BLE001 - a damaged file can fail anywhere in Keras/zipfile/h5py
+        text = str(exc).strip()
+        detail = text.splitlines()[0][:200] if text else ""
+        raise ConvtrainError(
+            f"{path}: cannot load the checkpoint (expected a complete .keras file written by "
+            f"`convtrain train`; received {exc.__class__.__name__}{': ' + detail if detail else ''})"
+        ) from None
+
+
+def check_model(model: Any, path: Path, experiment: Experiment, num_classes: int) -> None:
+    """The checkpoint must take the config's images and score the split's classes."""
+    spec = experiment.model.input
+    expected_in = (*spec.image_size, spec.channels)
+    got_in = tuple(model.input_shape[1:])
+    if got_in != expected_in:
+        raise ConvtrainError(
+            f"{path}: expected a model taking images of shape {list(expected_in)} (from "
+            f"config.yaml), received a model taking {list(got_in)}"
+        )
+    got_out = model.output_shape[-1]
+    if got_out != num_classes:
+        raise ConvtrainError(
+            f"{path}: expected a model scoring the {num_classes} classes of split.json, "
+            f"received a model with {got_out} outputs"
+        )
