@@ -7,7 +7,7 @@ Keras 3 layer each spec builds, so a Keras user reads a config without a glossar
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -221,23 +221,21 @@ class InceptionSpec(LayerBase):
 
 
 LayerSpec = Annotated[
-    Union[
-        Conv2DSpec,
-        SeparableConv2DSpec,
-        DepthwiseConv2DSpec,
-        MaxPoolSpec,
-        AvgPoolSpec,
-        GlobalAvgPoolSpec,
-        GlobalMaxPoolSpec,
-        BatchNormSpec,
-        DropoutSpec,
-        SpatialDropoutSpec,
-        FlattenSpec,
-        DenseSpec,
-        ActivationSpec,
-        ResidualSpec,
-        InceptionSpec,
-    ],
+    Conv2DSpec
+    | SeparableConv2DSpec
+    | DepthwiseConv2DSpec
+    | MaxPoolSpec
+    | AvgPoolSpec
+    | GlobalAvgPoolSpec
+    | GlobalMaxPoolSpec
+    | BatchNormSpec
+    | DropoutSpec
+    | SpatialDropoutSpec
+    | FlattenSpec
+    | DenseSpec
+    | ActivationSpec
+    | ResidualSpec
+    | InceptionSpec,
     Field(discriminator="type"),
 ]
 

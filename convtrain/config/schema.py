@@ -6,7 +6,7 @@ passes typed objects, never dicts of strings.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -62,9 +62,7 @@ class FileSplit(Section):
     file: str
 
 
-SplitConfig = Annotated[
-    Union[StratifiedSplit, PerClassSplit, FileSplit], Field(discriminator="method")
-]
+SplitConfig = Annotated[StratifiedSplit | PerClassSplit | FileSplit, Field(discriminator="method")]
 
 
 class DataConfig(Section):
@@ -85,7 +83,9 @@ class DataConfig(Section):
         if isinstance(self.classes, list):
             seen = {c for c in self.classes if self.classes.count(c) > 1}
             if seen:
-                raise ValueError(f"expected distinct class names, received duplicates {sorted(seen)}")
+                raise ValueError(
+                    f"expected distinct class names, received duplicates {sorted(seen)}"
+                )
             dropped = sorted(set(self.classes) & set(self.exclude))
             if dropped:
                 raise ValueError(f"classes {dropped} are also listed in data.exclude")
@@ -108,14 +108,14 @@ class AugmentConfig(Section):
     shear: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0  # +/- shear factor (tan of the angle)
     brightness: Fraction = 0.0  # +/- added to pixel values in [0, 1]
     contrast: Fraction = 0.0  # +/- fraction of contrast change
-    random_crop: Annotated[float, Field(ge=0.0, lt=0.5)] = 0.0  # crop up to this fraction, resize back
+    random_crop: Annotated[float, Field(ge=0.0, lt=0.5)] = (
+        0.0  # crop up to this fraction, resize back
+    )
     fill_mode: Literal["nearest", "reflect", "wrap", "constant"] = "nearest"
 
     @property
     def enabled(self) -> bool:
-        return any(
-            getattr(self, f) for f in type(self).model_fields if f != "fill_mode"
-        )
+        return any(getattr(self, f) for f in type(self).model_fields if f != "fill_mode")
 
 
 # --- model ----------------------------------------------------------------------------------
@@ -169,7 +169,7 @@ class RMSpropConfig(OptimizerBase):
 
 
 OptimizerConfig = Annotated[
-    Union[AdamConfig, AdamWConfig, SGDConfig, RMSpropConfig], Field(discriminator="type")
+    AdamConfig | AdamWConfig | SGDConfig | RMSpropConfig, Field(discriminator="type")
 ]
 
 
@@ -202,7 +202,7 @@ class PlateauSchedule(Section):
 
 
 ScheduleConfig = Annotated[
-    Union[ConstantSchedule, StepSchedule, ExponentialSchedule, CosineSchedule, PlateauSchedule],
+    ConstantSchedule | StepSchedule | ExponentialSchedule | CosineSchedule | PlateauSchedule,
     Field(discriminator="type"),
 ]
 

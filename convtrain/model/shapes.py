@@ -346,7 +346,7 @@ class _Planner:
                 "the head",
                 {"name": "classifier", "units": self.classes, "activation": "softmax"},
             )
-            steps.append(self.leaf(head, t, "model.layers (head)", "classifier", "classifier head"))
+            steps.append(self.leaf(head, t, "model.layers", "classifier", "classifier head"))
 
 
 def _check_names(plan: Plan) -> list[str]:
@@ -356,7 +356,10 @@ def _check_names(plan: Plan) -> list[str]:
         first = seen.setdefault(step.name, step)
         if first is not step:
             user, other = (first, step) if step.added else (step, first)
-            what = f"the {other.added} layer of {other.path}" if other.added else other.path
+            what = other.path
+            if other.added:
+                where = "" if other.path == "model.layers" else f" for {other.path}"
+                what = f"the {other.added} layer convtrain adds{where}"
             problems.append(
                 f"{user.path}.name: expected a name not used by another layer, received "
                 f"{step.name!r}, the name of {what}"
