@@ -1,0 +1,76 @@
+"""`convtrain predict`: the top-k classes of a few images, preprocessed exactly as the run's data."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import numpy as np
+
+from convtrain.evaluate.loading import check_model, load_experiment, load_model
+from convtrain.evaluate.metrics import softmax_if_logits, top_k_indices
+from convtrain.rundir import RunDir
+
+
+@dataclass(frozen=True)
+class ImagePrediction:
+    image: str
+    top: tuple[tuple[str, float], ...]  # (class, probability), most probable first
+
+
+def predict_images(
+    run: RunDir, images: Sequence[str | Path], top_k: int, checkpoint: str
+) -> list[ImagePrediction]:
+    from convtrain.data.decode import decode_image
+    from convtrain.data.split import load_split
+
+    experiment = load_experiment(run)
+    classes = tuple(load_split(run.split).classes)
+    data = experiment.data
+    # Every image is decoded before the model is loaded: a bad file fails fast, and nothing is printed.
+    pixels = [decode_image(Path(p), data.image_size, data.resize, data.color_mode) for p in images]
+    model = load_model(run, checkpoint)
+    check_model(model, run.checkpoint(checkpoint), experiment, len(classes))
+    batch = np.stack(pixels).astype(np.float32) / 255.0
+    probs = softmax_if_logits(np.asarray(model.predict_on_batch(batch)))
+    k = min(top_k, len(classes))
+    return [
+        ImagePrediction(str(path), tuple((classes[c], float(row[c])) for c in top))
+        for path, row, top in zip(images, probs, top_k_indices(probs, k), strict=True)
+    ]
+
+
+def format_table(results: Sequence[ImagePrediction]) -> str:
+    width = max(len(c) for r in results for c, _ in r.top)
+    blocks = []
+    for r in results:
+        lines = [r.image]
+        lines += [f"  {i}. {c:<{width}}  {p:7.2%}" for i, (c, p) in enumerate(r.top, start=1)]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def format_json(results: Sequence[ImagePrediction]) -> str:
+    payload = [
+        {"image": r.image, "predictions": [{"class": c, "probability": p} for c, p in r.top]}
+        for r in results
+    ]
+    return json.dumps(payload, indent=2)
+
+
+FORMATS = {"table": format_table, "json": format_json}
+
+
+def run_predict(
+    run_dir: str | Path,
+    images: Sequence[str],
+    top_k: int = 5,
+    fmt: str = "table",
+    checkpoint: str = "best",
+) -> None:
+    run = RunDir.open(run_dir, need=("config", "split", "checkpoint"))
+    results = predict_images(run, images, top_k, checkpoint)
+    click.echo(FORMATS[fmt](results))
