@@ -88,13 +88,16 @@ def data_preview(config: str, overrides: tuple[str, ...], out: str | None, count
 
 
 @cli.command()
-@config_arg
+@click.argument("config", required=False, type=click.Path(dir_okay=False))
 @set_option
 @click.option("--name", default=None, help="Run name (default: the config's name).")
 @click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False))
 @click.option("--resume", "resume", default=None, type=click.Path(file_okay=False), help="Continue an interrupted run directory.")
-def train(config: str, overrides: tuple[str, ...], name: str | None, runs_dir: str, resume: str | None) -> None:
-    """Validate CONFIG, train, and write a run directory with reports and plots."""
+def train(config: str | None, overrides: tuple[str, ...], name: str | None, runs_dir: str, resume: str | None) -> None:
+    """Validate CONFIG, train, and write a run directory with reports and plots.
+
+    `convtrain train --resume RUN_DIR` (no CONFIG) continues an interrupted run.
+    """
     from convtrain.train.run import run_train
 
     run_train(config, overrides, name=name, runs_dir=runs_dir, resume=resume)

@@ -5,14 +5,23 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import keras
+import tensorflow as tf
+from tensorflow.core.framework import summary_pb2
 
 from convtrain.config.schema import TrainConfig
 from convtrain.rundir import RunDir
 from convtrain.train import checkpoints
 from convtrain.train.optim import learning_rate
 from convtrain.train.state import Row, TrainState, write_history
+
+# What TensorBoard's scalars plugin expects on a scalar summary.
+_SCALARS = summary_pb2.SummaryMetadata(
+    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")
+)
 
 
 class NonFiniteLoss(Exception):
@@ -41,7 +50,7 @@ class NanGuard(keras.callbacks.Callback):
 
 def _metric(logs: dict, key: str) -> float | None:
     value = logs.get(key)
-    return None if value is None else float(value)
+    return None if value is None else round(float(value), 6)
 
 
 class EpochRecorder(keras.callbacks.Callback):
@@ -109,6 +118,47 @@ class EpochRecorder(keras.callbacks.Callback):
         write_history(self.run, state)
         if self.on_row is not None:
             self.on_row(row)
+
+
+class EpochSummaries(keras.callbacks.Callback):
+    """Per-epoch scalars for TensorBoard, in Keras's layout (train/ and validation/ runs).
+
+    Written with TensorFlow's core summary ops, which need no `tensorboard` package at training
+    time; `tensorboard --logdir RUN_DIR/tensorboard` reads them.
+    """
+
+    def __init__(self, log_dir: Path) -> None:
+        super().__init__()
+        self.log_dir = log_dir
+        self._writers: dict[str, Any] = {}
+
+    def _writer(self, name: str) -> Any:
+        if name not in self._writers:
+            self._writers[name] = tf.summary.create_file_writer(str(self.log_dir / name))
+        return self._writers[name]
+
+    def _scalar(self, run: str, tag: str, value: float, step: int) -> None:
+        with self._writer(run).as_default():
+            tf.summary.write(
+                f"epoch_{tag}", tf.constant(value, tf.float32), step=step, metadata=_SCALARS
+            )
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        step = epoch + 1  # as in history.csv
+        for key, value in (logs or {}).items():
+            if key.startswith("val_"):
+                self._scalar("validation", key.removeprefix("val_"), float(value), step)
+            else:
+                self._scalar("train", key, float(value), step)
+        lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        self._scalar("train", "learning_rate", lr, step)
+        for writer in self._writers.values():
+            writer.flush()  # a kill -9 loses at most the epoch in progress
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        for writer in self._writers.values():
+            writer.close()
+        self._writers.clear()
 
 
 def format_row(row: Row, epochs: int) -> str:

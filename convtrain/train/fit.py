@@ -1,0 +1,154 @@
+"""Compile a model and train it into a run directory, turning faults into a settled state.
+
+`fit` takes the model and datasets as arguments, so it runs the same on a hand-made model and
+tf.data pipeline as on the configured ones, and on a fresh model as on a resumed checkpoint.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import TYPE_CHECKING, Any, TextIO
+
+import keras
+
+from convtrain.config.schema import Experiment
+from convtrain.errors import ConvtrainError
+from convtrain.rundir import RunDir
+from convtrain.train import checkpoints
+from convtrain.train.callbacks import (
+    EpochRecorder,
+    EpochSummaries,
+    NanGuard,
+    NonFiniteLoss,
+    format_row,
+)
+from convtrain.train.optim import make_optimizer
+from convtrain.train.state import TrainState, write_history
+
+if TYPE_CHECKING:
+    from convtrain.data.pipeline import Datasets
+
+
+def compile_model(
+    model: Any, experiment: Experiment, num_classes: int, optimizer: Any = None
+) -> None:
+    """Loss, metrics and optimizer from the config; pass `optimizer` to keep a restored one's state."""
+    train = experiment.train
+    model.compile(
+        optimizer=optimizer if optimizer is not None else make_optimizer(train.optimizer),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=train.label_smoothing),
+        metrics=[
+            keras.metrics.CategoricalAccuracy(name="accuracy"),
+            keras.metrics.TopKCategoricalAccuracy(
+                k=min(experiment.eval.top_k, num_classes), name="top_k"
+            ),
+        ],
+        jit_compile=train.jit_compile,
+    )
+
+
+def balanced_class_weights(labels: Sequence[int]) -> dict[int, float]:
+    """scikit-learn's 'balanced' weights, n / (k * count), over the classes present."""
+    counts = Counter(labels)
+    n, k = len(labels), len(counts)
+    return {label: n / (k * count) for label, count in sorted(counts.items())}
+
+
+def settle(run: RunDir, status: str, message: Callable[[TrainState], str]) -> TrainState:
+    """Mark the run stopped, from what state.json committed (an epoch may have been half-saved)."""
+    state = TrainState.load(run)
+    checkpoints.recover(run, state.completed_epochs)
+    state.status, state.message = status, message(state)
+    state.save(run)
+    write_history(run, state)
+    return state
+
+
+def _interrupted_message(state: TrainState) -> str:
+    return f"interrupted by the user after {state.completed_epochs} of {state.epochs} epochs"
+
+
+def _nan_message(exc: NonFiniteLoss, run: RunDir, lr: float, state: TrainState) -> str:
+    kept = (
+        f"the last good checkpoint is {run.checkpoint('last')} (epoch {state.completed_epochs})"
+        if state.completed_epochs
+        else "no epoch completed, so there is no checkpoint"
+    )
+    return (
+        f"training diverged: the loss became {exc.value} at epoch {exc.epoch}, batch {exc.batch} "
+        f"(learning rate {lr:.3g}); {kept}. Likely causes: a learning rate too high "
+        f"(train.optimizer.learning_rate), inputs not normalised, or no batch normalisation "
+        f"(batch_norm layers) in a deep stack"
+    )
+
+
+def fit(
+    model: Any,
+    datasets: Datasets,
+    experiment: Experiment,
+    run: RunDir,
+    state: TrainState,
+    *,
+    progress_bar: bool | None = None,
+    out: TextIO | None = None,
+) -> TrainState:
+    """Train the compiled `model` from `state.completed_epochs` to `state.epochs`, save model.keras.
+
+    Ctrl-C exits with 130 after settling the run as interrupted; a non-finite loss raises
+    ConvtrainError after settling it as failed. Either way last.keras holds the last complete
+    epoch and `convtrain train --resume` continues from there.
+    """
+    out = out or sys.stderr
+    if progress_bar is None:
+        progress_bar = sys.stdout.isatty()  # Keras draws its bar on stdout
+    labels = [label for _, label in datasets.split.train]
+
+    def print_row(row: dict) -> None:
+        print(format_row(row, state.epochs), file=out, flush=True)
+
+    recorder = EpochRecorder(
+        run, state, experiment.train, len(labels), on_row=None if progress_bar else print_row
+    )
+    callbacks = [
+        NanGuard(),
+        recorder,
+        EpochSummaries(run.tensorboard),
+    ]
+    weights = (
+        balanced_class_weights(labels) if experiment.train.class_weight == "balanced" else None
+    )
+    state.status, state.message = "running", None
+    state.save(run)
+    try:
+        if state.completed_epochs < state.epochs and not state.stopped_early:
+            model.fit(
+                datasets.train,
+                validation_data=datasets.val,
+                epochs=state.epochs,
+                initial_epoch=state.completed_epochs,
+                callbacks=callbacks,
+                class_weight=weights,
+                verbose=1 if progress_bar else 0,
+                shuffle=False,  # the pipeline shuffles (seeded); Keras cannot reshuffle a tf.data
+            )
+        checkpoints.save_final(run, model)
+    except KeyboardInterrupt:
+        # The epoch in progress is discarded; a resumed run starts it again.
+        settled = settle(run, "interrupted", _interrupted_message)
+        epoch = min(settled.completed_epochs + 1, settled.epochs)
+        print(
+            f"interrupted at epoch {epoch}; resume with: convtrain train --resume {run.path}",
+            file=out,
+            flush=True,
+        )
+        raise SystemExit(130) from None
+    except NonFiniteLoss as exc:
+        settled = settle(run, "failed", partial(_nan_message, exc, run, recorder.lr))
+        raise ConvtrainError(settled.message) from None
+    state.status = "completed"
+    state.save(run)
+    write_history(run, state)
+    return state

@@ -1,0 +1,392 @@
+"""`convtrain train`: the run directory, Ctrl-C, kill -9 and --resume, NaN, broken run directories.
+
+Runs tiny models (16x16 images, 3 classes) on a synthetic CALTECH-101-shaped folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import make_dataset
+
+from convtrain.cli import main
+from convtrain.config.load import dump_config, load_config
+from convtrain.rundir import RunDir
+
+pytestmark = pytest.mark.slow
+
+LAYOUT = [
+    "config.yaml",
+    "split.json",
+    "environment.json",
+    "state.json",
+    "history.csv",
+    "model.keras",
+    "checkpoints/last.keras",
+    "checkpoints/best.keras",
+    "tensorboard",
+    "reports/metrics.json",
+]
+
+
+@pytest.fixture(scope="module")
+def data_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    base = tmp_path_factory.mktemp("data")
+    root = make_dataset(base, {"alpha": 20, "beta": 20, "gamma": 20}, size_range=(16, 24))
+    return {"CONVTRAIN_DATA_ROOT": str(root), "CONVTRAIN_CACHE_DIR": str(base / "cache")}
+
+
+@pytest.fixture
+def env(data_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    for key, value in data_env.items():
+        monkeypatch.setenv(key, value)
+    return {**os.environ, **data_env, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def write_config(path: Path, epochs: int = 2, layers: list | None = None, **train: object) -> Path:
+    config = {
+        "name": "tiny",
+        "seed": 3,
+        "data": {"image_size": 16, "split": {"method": "stratified", "val": 0.2, "test": 0.2}},
+        "model": {
+            "layers": layers
+            or [
+                {"type": "conv2d", "filters": 4, "kernel_size": 3, "activation": "relu"},
+                {"type": "global_avg_pool"},
+            ]
+        },
+        "train": {
+            "epochs": epochs,
+            "batch_size": 8,
+            "optimizer": {"type": "adam", "learning_rate": 0.01},
+            **train,
+        },
+        "eval": {"top_k": 2},
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def convtrain(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "convtrain", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+
+
+def start(*args: str, env: dict[str, str], tmp: Path) -> tuple[subprocess.Popen, Path]:
+    err = tmp / "stderr.txt"
+    with open(err, "w") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "convtrain", *args],
+            stdout=subprocess.DEVNULL,
+            stderr=fh,
+            env=env,
+        )
+    return proc, err
+
+
+def only_run(runs: Path) -> RunDir:
+    (path,) = list(runs.iterdir())
+    return RunDir(path)
+
+
+def history_epochs(run: RunDir) -> list[int]:
+    with open(run.history, newline="") as fh:
+        return [int(r["epoch"]) for r in csv.DictReader(fh)]
+
+
+def wait_for_epochs(proc: subprocess.Popen, runs: Path, count: int) -> RunDir:
+    """The run directory once `count` epochs are in history.csv (the process still running)."""
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "training ended before the test could signal it"
+        runs_found = list(runs.iterdir()) if runs.exists() else []
+        if runs_found and RunDir(runs_found[0]).history.exists():
+            run = RunDir(runs_found[0])
+            if len(history_epochs(run)) >= count:
+                return run
+        time.sleep(0.02)
+    raise AssertionError("no epoch logged within 240 s")
+
+
+def cli(*args: str, capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as info:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return info.value.code, out, err
+
+
+# --- a normal run ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained(
+    tmp_path_factory: pytest.TempPathFactory, data_env: dict[str, str]
+) -> tuple[RunDir, Path, subprocess.CompletedProcess]:
+    tmp = tmp_path_factory.mktemp("trained")
+    config = write_config(tmp / "cfg.yaml", epochs=2)
+    result = convtrain(
+        "train", str(config), "--runs-dir", str(tmp / "runs"), env={**os.environ, **data_env}
+    )
+    return only_run(tmp / "runs"), config, result
+
+
+def test_train_writes_the_whole_run_directory(trained, data_env: dict[str, str]) -> None:
+    run, config, result = trained
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    for name in LAYOUT:
+        assert (run.path / name).exists(), name
+    assert run.path.name.startswith("tiny-")
+    assert history_epochs(run) == [1, 2]
+    lines = [ln for ln in result.stderr.splitlines() if ln.startswith("epoch ")]
+    assert [ln.split()[1] for ln in lines] == ["1/2", "2/2"]  # not a terminal: one line per epoch
+    assert f"{run.path.name}: 2 epochs, best val_accuracy" in result.stdout
+    assert "test (best checkpoint): accuracy " in result.stdout
+
+    state = json.loads(run.state.read_text())
+    assert (state["status"], state["completed_epochs"], state["epochs"]) == ("completed", 2, 2)
+    assert state["best_epoch"] in (1, 2)
+    env_json = json.loads(run.environment.read_text())
+    for key in (
+        "convtrain",
+        "tensorflow",
+        "keras",
+        "python",
+        "numpy",
+        "seed",
+        "cpu",
+        "gpus",
+        "command_line",
+        "start_time",
+        "hostname",
+    ):
+        assert key in env_json, key
+    assert env_json["seed"] == 3 and env_json["command_line"].startswith("convtrain train ")
+    split = json.loads(run.split.read_text())
+    assert split["classes"] == ["alpha", "beta", "gamma"]
+    assert list((run.tensorboard / "train").iterdir()) and list(
+        (run.tensorboard / "validation").iterdir()
+    )
+    assert not [p for p in run.path.rglob(".*") if p.is_file()], "temporary files left behind"
+
+    # config.yaml is the resolved config: it loads, and re-dumps to itself.
+    resolved = load_config(run.config)
+    assert dump_config(resolved) == run.config.read_text()
+    original = load_config(config)
+    assert resolved.train == original.train and resolved.model == original.model
+    assert resolved.data.root == data_env["CONVTRAIN_DATA_ROOT"]
+
+
+def test_a_config_mistake_creates_no_run_directory(env, tmp_path: Path, capsys) -> None:
+    config = write_config(tmp_path / "cfg.yaml")
+    runs = tmp_path / "runs"
+    code, _, err = cli(
+        "train", str(config), "--runs-dir", str(runs), "--set", "train.epochs=0", capsys=capsys
+    )
+    assert code == 2
+    assert err == f"error: {config}: train.epochs: expected a number >= 1, received 0\n"
+    assert not runs.exists()
+
+
+def test_missing_data_creates_no_run_directory(env, tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("CONVTRAIN_DATA_ROOT", str(tmp_path / "nowhere"))
+    runs = tmp_path / "runs"
+    code, _, err = cli(
+        "train", str(write_config(tmp_path / "cfg.yaml")), "--runs-dir", str(runs), capsys=capsys
+    )
+    assert code == 2
+    assert (
+        err.count("\n") == 1 and "convtrain data fetch" in err and str(tmp_path / "nowhere") in err
+    )
+    assert not runs.exists()
+
+
+# --- faults ---------------------------------------------------------------------------------
+
+
+def test_ctrl_c_checkpoints_and_exits_130(env, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "cfg.yaml", epochs=300)
+    runs = tmp_path / "runs"
+    proc, err = start("train", str(config), "--runs-dir", str(runs), env=env, tmp=tmp_path)
+    try:
+        run = wait_for_epochs(proc, runs, 1)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=120) == 130
+    finally:
+        proc.kill()
+    stderr = err.read_text()
+    assert "Traceback" not in stderr
+    state = json.loads(run.state.read_text())
+    epoch = state["completed_epochs"] + 1
+    assert (
+        f"interrupted at epoch {epoch}; resume with: convtrain train --resume {run.path}\n"
+        in stderr
+    )
+    assert state["status"] == "interrupted" and 1 <= state["completed_epochs"] < 300
+    assert history_epochs(run) == list(range(1, state["completed_epochs"] + 1))
+    assert run.checkpoint("last").is_file() and run.checkpoint("best").is_file()
+    assert not run.final_model.exists()
+
+
+def test_kill_9_then_resume_finishes_with_a_continuous_history(env, tmp_path: Path) -> None:
+    import keras
+
+    # No validation images: the monitor falls back to the training accuracy, with a note.
+    split = {"method": "per_class", "train_per_class": 10, "val_per_class": 0, "test_per_class": 5}
+    config = write_config(tmp_path / "cfg.yaml", epochs=25)
+    raw = yaml.safe_load(config.read_text())
+    raw["data"]["split"] = split
+    config.write_text(yaml.safe_dump(raw))
+    runs = tmp_path / "runs"
+    proc, err = start("train", str(config), "--runs-dir", str(runs), env=env, tmp=tmp_path)
+    try:
+        run = wait_for_epochs(proc, runs, 2)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    assert "monitoring the training accuracy instead" in err.read_text()
+    killed = json.loads(run.state.read_text())
+    assert killed["status"] == "running" and 2 <= killed["completed_epochs"] < 25
+
+    result = convtrain("train", "--resume", str(run.path), env=env)
+    assert result.returncode == 0, result.stderr
+    assert f"resuming {run.path} at epoch {killed['completed_epochs'] + 1} of 25" in result.stderr
+    assert history_epochs(run) == list(range(1, 26))
+    state = json.loads(run.state.read_text())
+    assert (state["status"], state["completed_epochs"], state["monitor"]) == (
+        "completed",
+        25,
+        "accuracy",
+    )
+    assert len(json.loads(run.environment.read_text())["resumed"]) == 1
+    # The optimizer state went on from the checkpoint: one step count across both sessions.
+    steps = math.ceil(30 / 8)
+    last = keras.models.load_model(run.checkpoint("last"), safe_mode=True)
+    assert int(last.optimizer.iterations) == 25 * steps
+    assert sorted(p.name for p in run.checkpoints.iterdir()) == ["best.keras", "last.keras"]
+
+    again = convtrain("train", "--resume", str(run.path), env=env)
+    assert again.returncode == 2
+    assert again.stderr.strip().endswith(
+        f"{run.path}: nothing to resume, the run completed 25 of 25 epochs; "
+        f"evaluate it with `convtrain evaluate {run.path}`"
+    )
+
+
+def test_a_nan_loss_stops_with_epoch_and_batch(env, tmp_path: Path, capsys) -> None:
+    layers = [
+        {"type": "conv2d", "filters": 4, "kernel_size": 3, "activation": "relu"},
+        {"type": "conv2d", "filters": 4, "kernel_size": 3, "activation": "relu"},
+        {"type": "flatten"},
+        {"type": "dense", "units": 16, "activation": "relu"},
+    ]
+    config = write_config(tmp_path / "cfg.yaml", epochs=3, layers=layers)
+    runs = tmp_path / "runs"
+    code, _, err = cli(
+        "train", str(config), "--runs-dir", str(runs),
+        "--set", "train.optimizer={type: sgd, learning_rate: 1e12}",
+        capsys=capsys,
+    )  # fmt: skip
+    assert code == 2
+    (line,) = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert line.startswith("error: training diverged: the loss became nan at epoch ")
+    assert ", batch " in line and "learning rate too high" in line and "batch norm" in line
+    run = only_run(runs)
+    state = json.loads(run.state.read_text())
+    assert state["status"] == "failed" and state["message"] == line.removeprefix("error: ")
+    assert history_epochs(run) == list(range(1, state["completed_epochs"] + 1))
+
+
+# --- broken run directories for --resume ----------------------------------------------------
+
+
+def interrupted_copy(trained, tmp_path: Path) -> RunDir:
+    """A copy of the trained run, marked interrupted after its first epoch."""
+    run = RunDir(Path(shutil.copytree(trained[0].path, tmp_path / "run")))
+    state = json.loads(run.state.read_text())
+    state.update(status="interrupted", completed_epochs=1, history=state["history"][:1])
+    run.state.write_text(json.dumps(state))
+    return run
+
+
+@pytest.mark.parametrize(
+    ("damage", "expected"),
+    [
+        (lambda run: shutil.rmtree(run.path), "{path}: no such run directory"),
+        (
+            lambda run: [p.unlink() for p in (run.config, run.state)],
+            "{path}: not a convtrain run directory",
+        ),
+        (lambda run: run.state.unlink(), "{path}: incomplete run directory: state.json is missing"),
+        (lambda run: run.split.unlink(), "{path}: incomplete run directory: split.json is missing"),
+        (lambda run: run.state.write_text("{"), "{path}/state.json: unreadable (JSONDecodeError"),
+        (lambda run: run.config.write_text("model: [oops"), "{path}/config.yaml:"),
+        (
+            lambda run: run.checkpoint("last").write_bytes(
+                run.checkpoint("last").read_bytes()[:2000]
+            ),
+            "{path}/checkpoints/last.keras: cannot load the checkpoint",
+        ),
+    ],
+    ids=[
+        "missing",
+        "not-a-run",
+        "no-state",
+        "no-split",
+        "garbage-state",
+        "garbage-config",
+        "truncated-checkpoint",
+    ],
+)
+def test_a_broken_run_directory_is_one_line(
+    trained, tmp_path: Path, env, capsys, damage, expected
+) -> None:
+    run = interrupted_copy(trained, tmp_path)
+    damage(run)
+    code, out, err = cli("train", "--resume", str(run.path), capsys=capsys)
+    assert code == 2
+    assert err.startswith("error: " + expected.format(path=run.path)), err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_resume_with_a_config_is_refused(trained, capsys) -> None:
+    code, _, err = cli(
+        "train",
+        "cfg.yaml",
+        "--set",
+        "train.epochs=3",
+        "--resume",
+        str(trained[0].path),
+        capsys=capsys,
+    )
+    assert code == 2
+    assert err == (
+        f"error: --resume {trained[0].path}: a resumed run uses its own config.yaml and name; "
+        "expected no CONFIG, --set or --name, received CONFIG and --set\n"
+    )
+
+
+def test_train_without_config_or_resume(capsys) -> None:
+    code, _, err = cli("train", capsys=capsys)
+    assert code == 2
+    assert (
+        err
+        == "error: train: expected a CONFIG file (or --resume RUN_DIR to continue a run), received neither\n"
+    )
