@@ -29,13 +29,17 @@ def parse_axis(option: str) -> Axis:
     key, sep, text = option.partition("=")
     key = key.strip()
     if not sep or not key or not text.strip():
-        raise ConvtrainError(f"{where}: expected KEY=V1,V2,... e.g. model.layers[0].filters=16,32,64")
+        raise ConvtrainError(
+            f"{where}: expected KEY=V1,V2,... e.g. model.layers[0].filters=16,32,64"
+        )
     values = parse_yaml(f"[{text}]", where)
     if len(values) < 1:
         raise ConvtrainError(f"{where}: expected at least one value, received none")
     dupes = sorted({repr(v) for v in values if values.count(v) > 1})
     if dupes:
-        raise ConvtrainError(f"{where}: expected distinct values, received duplicates {', '.join(dupes)}")
+        raise ConvtrainError(
+            f"{where}: expected distinct values, received duplicates {', '.join(dupes)}"
+        )
     return Axis(key=key, values=tuple(values))
 
 
@@ -44,16 +48,22 @@ def axes_from_mapping(grid: dict[str, list[Any]]) -> list[Axis]:
     return [Axis(key=k, values=tuple(v)) for k, v in grid.items()]
 
 
-def expand(axes: list[Axis], random_trials: int | None = None, seed: int = 0) -> list[tuple[str, ...]]:
+def expand(
+    axes: list[Axis], random_trials: int | None = None, seed: int = 0
+) -> list[tuple[str, ...]]:
     """All combinations (or `random_trials` of them, sampled without replacement, seeded)."""
     keys = [a.key for a in axes]
     if len(set(keys)) != len(keys):
         dup = next(k for k in keys if keys.count(k) > 1)
-        raise ConvtrainError(f"--grid {dup}: the same key is swept twice; give all its values in one --grid")
+        raise ConvtrainError(
+            f"--grid {dup}: the same key is swept twice; give all its values in one --grid"
+        )
     combos = list(itertools.product(*(a.values for a in axes)))
     if random_trials is not None:
         if random_trials < 1:
-            raise ConvtrainError(f"--random: expected a positive number of trials, received {random_trials}")
+            raise ConvtrainError(
+                f"--random: expected a positive number of trials, received {random_trials}"
+            )
         if random_trials < len(combos):
             combos = random.Random(seed).sample(combos, random_trials)
     return [tuple(assignment(k, v) for k, v in zip(keys, combo)) for combo in combos]

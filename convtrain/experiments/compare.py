@@ -1,0 +1,195 @@
+"""`convtrain compare RUN_DIR... | SWEEP_DIR`: one row per run, what differs and what it cost.
+
+Every figure is read from the runs' own files (config.yaml, reports/metrics.json, history.csv,
+state.json) or recomputed from their configs by inspect's arithmetic, never re-derived here.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from convtrain.errors import ConvtrainError
+from convtrain.io import atomic_write_text
+from convtrain.rundir import RunDir
+
+METRICS = ("accuracy", "mean_per_class_accuracy", "top_k_accuracy")
+
+
+@dataclass
+class RunSummary:
+    run: RunDir
+    config: dict[str, Any]  # the flattened resolved config: dotted key -> value
+    metrics: dict[str, float]
+    params: int
+    macs: int
+    train_time_s: float
+    images_per_s: float | None
+    best_epoch: int | None
+    epochs_done: int
+    history: list[dict[str, float]]
+
+    @property
+    def name(self) -> str:
+        return self.run.path.name
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """`{model: {layers: [{filters: 16}]}}` -> `{"model.layers[0].filters": 16}`."""
+    out: dict[str, Any] = {}
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    elif isinstance(value, list) and value and any(isinstance(v, (dict, list)) for v in value):
+        for i, v in enumerate(value):
+            out.update(flatten(v, f"{prefix}[{i}]"))
+    else:
+        out[prefix] = tuple(value) if isinstance(value, list) else value
+    return out
+
+
+def _read_history(path: Path) -> list[dict[str, float]]:
+    if not path.is_file():
+        return []
+    rows = []
+    with path.open(newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            rows.append({k: float(v) for k, v in row.items() if v not in (None, "")})
+    return rows
+
+
+def summarize(path: Path) -> RunSummary:
+    from convtrain.config.load import load_config
+    from convtrain.model.inspect import totals
+    from convtrain.model.shapes import plan_model
+
+    run = RunDir.open(path, need=("config", "split"))
+    metrics_file = run.reports / "metrics.json"
+    if not metrics_file.is_file():
+        raise ConvtrainError(
+            f"{path}: no reports/metrics.json; run `convtrain evaluate {path}` first"
+        )
+    metrics = run.read_json(metrics_file)
+    split = run.read_json(run.split)
+    experiment = load_config(run.config)
+    t = totals(plan_model(experiment, len(split["classes"])))
+    raw = yaml.safe_load(run.config.read_text(encoding="utf-8"))
+    history = _read_history(run.history)
+    state = run.read_json(run.state) if run.state.is_file() else {}
+    speeds = [r["images_per_s"] for r in history if "images_per_s" in r]
+    return RunSummary(
+        run=run,
+        config=flatten(raw),
+        metrics={k: float(metrics[k]) for k in METRICS if k in metrics},
+        params=t.params,
+        macs=t.macs,
+        train_time_s=sum(r.get("epoch_time", 0.0) for r in history),
+        images_per_s=statistics.median(speeds) if speeds else None,
+        best_epoch=state.get("best_epoch"),
+        epochs_done=int(state.get("completed_epochs", len(history))),
+        history=history,
+    )
+
+
+def collect(paths: list[str]) -> list[RunSummary]:
+    """Run directories named directly, or every completed trial of a sweep directory."""
+    dirs: list[Path] = []
+    for p in map(Path, paths):
+        if (p / "sweep.json").is_file():
+            trials = sorted(q.parent for q in (p / "trials").glob("*/reports/metrics.json"))
+            dirs.extend(q.parent for q in trials)
+        else:
+            dirs.append(p)
+    if not dirs:
+        raise ConvtrainError(f"{', '.join(paths)}: no evaluated runs to compare")
+    return [summarize(d) for d in dirs]
+
+
+def differing(runs: list[RunSummary]) -> list[str]:
+    """Config keys whose values are not the same in every run (name excluded)."""
+    keys = sorted({k for r in runs for k in r.config})
+    out = []
+    for k in keys:
+        if k == "name" or k.startswith("data.root"):
+            continue
+        values = {json.dumps(r.config.get(k), sort_keys=True, default=str) for r in runs}
+        if len(values) > 1:
+            out.append(k)
+    return out
+
+
+def table(runs: list[RunSummary], sort_by: str = "accuracy") -> tuple[list[str], list[list[Any]]]:
+    if sort_by not in METRICS:
+        raise ConvtrainError(f"--sort: expected one of {', '.join(METRICS)}, received {sort_by!r}")
+    keys = differing(runs) if len(runs) > 1 else []
+    ordered = sorted(runs, key=lambda r: r.metrics.get(sort_by, float("-inf")), reverse=True)
+    header = ["run", *keys, *METRICS, "params", "MACs", "train_s", "images_per_s", "best_epoch"]
+    rows = []
+    for r in ordered:
+        rows.append(
+            [
+                r.name,
+                *(r.config.get(k) for k in keys),
+                *(r.metrics.get(m) for m in METRICS),
+                r.params,
+                r.macs,
+                round(r.train_time_s, 1),
+                None if r.images_per_s is None else round(r.images_per_s, 1),
+                r.best_epoch,
+            ]
+        )
+    return header, rows
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4f}" if v <= 1.0 else f"{v:,.1f}"
+    if isinstance(v, int) and not isinstance(v, bool):
+        return f"{v:,}"
+    if isinstance(v, tuple):
+        return "[" + ", ".join(map(str, v)) + "]"
+    return str(v)
+
+
+def to_text(header: list[str], rows: list[list[Any]]) -> str:
+    cells = [header, *[[_cell(v) for v in row] for row in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def to_markdown(header: list[str], rows: list[list[Any]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def to_csv(header: list[str], rows: list[list[Any]]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows([["" if v is None else v for v in row] for row in rows])
+    return buf.getvalue()
+
+
+def write_outputs(
+    out_dir: Path, runs: list[RunSummary], sort_by: str
+) -> tuple[list[str], list[list[Any]]]:
+    from convtrain.plots.compare import cost_plot, curves_plot
+
+    header, rows = table(runs, sort_by)
+    atomic_write_text(out_dir / "compare.md", to_markdown(header, rows) + "\n")
+    atomic_write_text(out_dir / "compare.csv", to_csv(header, rows))
+    cost_plot(runs, sort_by, out_dir / "compare_cost.png")
+    curves_plot(runs, out_dir / "compare_curves.png")
+    return header, rows

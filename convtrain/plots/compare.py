@@ -1,0 +1,89 @@
+"""Plots comparing runs: accuracy against cost, and validation curves overlaid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
+
+from convtrain.io import atomic_save
+
+if TYPE_CHECKING:
+    from convtrain.experiments.compare import RunSummary
+
+LABELS = {
+    "accuracy": "accuracy",
+    "mean_per_class_accuracy": "mean per-class accuracy",
+    "top_k_accuracy": "top-k accuracy",
+}
+
+
+def _save(fig: plt.Figure, path: Path) -> None:
+    atomic_save(path, lambda p: fig.savefig(p, dpi=120, bbox_inches="tight", format="png"), ".png")
+    plt.close(fig)
+
+
+def cost_plot(runs: list[RunSummary], metric: str, path: Path) -> None:
+    """One point per run: the metric against parameters (left) and multiply-accumulates (right)."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
+    best = max(runs, key=lambda r: r.metrics.get(metric, float("-inf")))
+    for ax, attr, xlabel in (
+        (axes[0], "params", "parameters"),
+        (axes[1], "macs", "multiply-accumulates per image"),
+    ):
+        for r in runs:
+            y = r.metrics.get(metric)
+            if y is None:
+                continue
+            x = getattr(r, attr)
+            star = r is best
+            ax.scatter(
+                x,
+                y,
+                s=90 if star else 45,
+                marker="*" if star else "o",
+                color="#d62728" if star else "#1f77b4",
+                zorder=3,
+            )
+            ax.annotate(r.name, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
+        ax.set_xscale("log")
+        ax.set_xlabel(f"{xlabel} (log scale)")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel(LABELS.get(metric, metric))
+    fig.suptitle(f"{LABELS.get(metric, metric)} against cost ({len(runs)} runs; star = best)")
+    _save(fig, path)
+
+
+def curves_plot(runs: list[RunSummary], path: Path) -> None:
+    """Validation accuracy (or training accuracy when a run has no val split) per epoch, overlaid."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    cmap = plt.get_cmap("tab10" if len(runs) <= 10 else "tab20")
+    for i, r in enumerate(runs):
+        key = "val_accuracy" if any("val_accuracy" in row for row in r.history) else "accuracy"
+        loss_key = "val_loss" if key == "val_accuracy" else "loss"
+        epochs = [row["epoch"] for row in r.history if key in row]
+        colour = cmap(i % cmap.N)
+        axes[0].plot(
+            epochs,
+            [row[key] for row in r.history if key in row],
+            color=colour,
+            label=r.name if key == "val_accuracy" else f"{r.name} (train)",
+        )
+        axes[1].plot(
+            [row["epoch"] for row in r.history if loss_key in row],
+            [row[loss_key] for row in r.history if loss_key in row],
+            color=colour,
+        )
+    axes[0].set_title("validation accuracy")
+    axes[1].set_title("validation loss")
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch")
+        ax.grid(True, alpha=0.3)
+    axes[0].set_ylabel("accuracy")
+    axes[1].set_ylabel("loss")
+    axes[0].legend(fontsize=8, loc="lower right")
+    fig.suptitle("learning curves of the compared runs")
+    _save(fig, path)

@@ -1,0 +1,109 @@
+"""`convtrain compare`: the table's figures are the runs' own."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from convtrain.config.load import dump_config, validate
+from convtrain.errors import ConvtrainError
+from convtrain.experiments import compare
+from convtrain.model.inspect import totals
+from convtrain.model.shapes import plan_model
+
+BASE = {
+    "name": "cmp",
+    "data": {"classes": ["a", "b", "c"], "image_size": 32},
+    "model": {
+        "layers": [
+            {"type": "conv2d", "filters": 16, "kernel_size": 3, "activation": "relu"},
+            {"type": "global_avg_pool"},
+        ]
+    },
+    "train": {"epochs": 3},
+}
+
+
+def fake_run(root: Path, name: str, filters: int, acc: float, mpca: float) -> Path:
+    """A run directory as `train` + `evaluate` leave it, with known figures."""
+    raw = json.loads(json.dumps(BASE))
+    raw["model"]["layers"][0]["filters"] = filters
+    run = root / name
+    (run / "reports").mkdir(parents=True)
+    (run / "config.yaml").write_text(dump_config(validate(raw)))
+    (run / "split.json").write_text(
+        json.dumps({"classes": ["a", "b", "c"], "train": [], "val": [], "test": []})
+    )
+    (run / "reports" / "metrics.json").write_text(
+        json.dumps(
+            {"accuracy": acc, "mean_per_class_accuracy": mpca, "top_k_accuracy": 1.0, "top_k": 3}
+        )
+    )
+    (run / "state.json").write_text(json.dumps({"completed_epochs": 3, "best_epoch": 2}))
+    (run / "history.csv").write_text(
+        "epoch,loss,accuracy,val_loss,val_accuracy,lr,epoch_time,images_per_s\n"
+        "1,1.0,0.5,1.1,0.4,0.001,10.0,100\n2,0.8,0.6,0.9,0.5,0.001,12.0,120\n3,0.7,0.7,0.95,0.45,0.001,11.0,110\n"
+    )
+    return run
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> list[Path]:
+    return [
+        fake_run(tmp_path, "r16", 16, 0.50, 0.48),
+        fake_run(tmp_path, "r64", 64, 0.70, 0.66),
+        fake_run(tmp_path, "r32", 32, 0.60, 0.61),
+    ]
+
+
+def test_table_rows_carry_each_runs_own_figures(runs):
+    header, rows = compare.table(compare.collect([str(r) for r in runs]), sort_by="accuracy")
+    assert header[:2] == ["run", "model.layers[0].filters"]
+    assert [r[0] for r in rows] == ["r64", "r32", "r16"]  # sorted by accuracy, best first
+    by_name = {r[0]: dict(zip(header, r)) for r in rows}
+    for run in runs:
+        row = by_name[run.name]
+        metrics = json.loads((run / "reports" / "metrics.json").read_text())
+        assert row["accuracy"] == metrics["accuracy"]
+        assert row["mean_per_class_accuracy"] == metrics["mean_per_class_accuracy"]
+        cfg = yaml.safe_load((run / "config.yaml").read_text())
+        expected = totals(plan_model(validate(cfg), 3))
+        assert (row["params"], row["MACs"]) == (expected.params, expected.macs)
+        assert row["model.layers[0].filters"] == cfg["model"]["layers"][0]["filters"]
+        assert row["train_s"] == 33.0
+        assert row["images_per_s"] == 110.0
+        assert row["best_epoch"] == 2
+
+
+def test_sort_by_mean_per_class_accuracy(runs):
+    _, rows = compare.table(compare.collect([str(r) for r in runs]), "mean_per_class_accuracy")
+    assert [r[0] for r in rows] == ["r64", "r32", "r16"][:1] + ["r32", "r16"]
+
+
+def test_only_differing_keys_are_columns(runs):
+    summaries = compare.collect([str(r) for r in runs])
+    assert compare.differing(summaries) == ["model.layers[0].filters"]
+
+
+def test_outputs_written(runs, tmp_path):
+    summaries = compare.collect([str(r) for r in runs])
+    compare.write_outputs(tmp_path, summaries, "accuracy")
+    md = (tmp_path / "compare.md").read_text().splitlines()
+    assert md[0].startswith("| run | model.layers[0].filters | accuracy")
+    assert md[2].startswith("| r64 | 64 | 0.7000 |")
+    assert (tmp_path / "compare.csv").read_text().splitlines()[1].startswith("r64,64,0.7,")
+    for png in ("compare_cost.png", "compare_curves.png"):
+        assert (tmp_path / png).stat().st_size > 10_000
+
+
+def test_unevaluated_run_is_a_clear_error(runs):
+    (runs[0] / "reports" / "metrics.json").unlink()
+    with pytest.raises(ConvtrainError) as exc:
+        compare.collect([str(runs[0])])
+    assert (
+        str(exc.value)
+        == f"{runs[0]}: no reports/metrics.json; run `convtrain evaluate {runs[0]}` first"
+    )
