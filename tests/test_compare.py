@@ -63,7 +63,7 @@ def test_table_rows_carry_each_runs_own_figures(runs):
     header, rows = compare.table(compare.collect([str(r) for r in runs]), sort_by="accuracy")
     assert header[:2] == ["run", "model.layers[0].filters"]
     assert [r[0] for r in rows] == ["r64", "r32", "r16"]  # sorted by accuracy, best first
-    by_name = {r[0]: dict(zip(header, r)) for r in rows}
+    by_name = {r[0]: dict(zip(header, r, strict=True)) for r in rows}
     for run in runs:
         row = by_name[run.name]
         metrics = json.loads((run / "reports" / "metrics.json").read_text())

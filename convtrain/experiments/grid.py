@@ -66,7 +66,7 @@ def expand(
             )
         if random_trials < len(combos):
             combos = random.Random(seed).sample(combos, random_trials)
-    return [tuple(assignment(k, v) for k, v in zip(keys, combo)) for combo in combos]
+    return [tuple(assignment(k, v) for k, v in zip(keys, combo, strict=True)) for combo in combos]
 
 
 def assignment(key: str, value: Any) -> str:
