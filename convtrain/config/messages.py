@@ -7,6 +7,7 @@ members of a union are merged into one line listing every accepted form.
 
 from __future__ import annotations
 
+import difflib
 import re
 import types
 import typing
@@ -187,12 +188,25 @@ def describe_error(err: dict[str, Any], raw: dict[str, Any]) -> str:
     return f"{path}: expected {text[0].lower() + text[1:] if text else kind}, received {value!r}"
 
 
+def _missing(errors: list[dict[str, Any]]) -> list[str]:
+    return [str(e["loc"][-1]) for e in errors if e["type"] == "missing"]
+
+
 def describe_errors(errors: list[dict[str, Any]], raw: dict[str, Any]) -> list[str]:
     """One line per problem; the members of a failed union share one line."""
     lines: list[str] = []
     unions: dict[str, list[str]] = {}  # YAML path of a union -> its members' lines
     deeper: set[str] = set()  # unions where one member got past the type check
+    # A misspelt key also makes the intended key "missing": report only the misspelling.
+    misspelt = {
+        (tuple(err["loc"][:-1]), close)
+        for err in errors
+        if err["type"] == "extra_forbidden"
+        for close in difflib.get_close_matches(str(err["loc"][-1]), _missing(errors), 1, 0.6)
+    }
     for err in errors:
+        if err["type"] == "missing" and (tuple(err["loc"][:-1]), err["loc"][-1]) in misspelt:
+            continue
         path_tokens, _, _, union_at = _walk(err["loc"], raw)
         line = describe_error(err, raw)
         if union_at is None:
