@@ -79,13 +79,13 @@ def start_run(experiment: Experiment, name: str | None, runs_dir: str) -> RunDir
     from convtrain.data.pipeline import make_datasets
     from convtrain.data.split import make_split, save_split
     from convtrain.model.build import build_model
-    from convtrain.train.fit import compile_model, fit
+    from convtrain.train.fit import compile_model, fit, float32_outputs
 
     experiment = _with_data_root(experiment)
     with keras_session(experiment, experiment.seed):
         split = make_split(experiment)
         datasets = make_datasets(experiment, split)
-        model = build_model(experiment, len(split.classes))
+        model = float32_outputs(build_model(experiment, len(split.classes)))
         compile_model(model, experiment, len(split.classes))
         monitor, note = Monitor.resolve(experiment.train.monitor, datasets.val is not None)
 
@@ -119,7 +119,7 @@ def resume_run(path: str) -> RunDir:
     from convtrain.data.pipeline import make_datasets
     from convtrain.data.split import load_split
     from convtrain.model.build import build_model
-    from convtrain.train.fit import compile_model, fit
+    from convtrain.train.fit import compile_model, fit, float32_outputs
 
     run = RunDir.open(path, need=("config", "split", "state"))
     experiment = load_config(run.config)
@@ -145,7 +145,7 @@ def resume_run(path: str) -> RunDir:
             model = checkpoints.load_checkpoint(run.checkpoint("last"))
             compile_model(model, experiment, len(split.classes), optimizer=model.optimizer)
         else:
-            model = build_model(experiment, len(split.classes))
+            model = float32_outputs(build_model(experiment, len(split.classes)))
             compile_model(model, experiment, len(split.classes))
         if not isinstance(env, dict):
             env = environment(experiment.seed)
