@@ -102,7 +102,7 @@ class _Reader:
 
 
 def _extract_tar(reader: _Reader, staging: Path, archive: str) -> Checksum:
-    with reader.bar, tarfile.open(fileobj=reader, mode="r|*") as tf:  # type: ignore[call-overload]
+    with reader.bar, tarfile.open(fileobj=reader, mode="r|*") as tf:
         for member in tf:
             if member.type in TAR_SPECIAL:
                 _refuse_special(archive, member.name, TAR_SPECIAL[member.type])

@@ -61,12 +61,12 @@ OFFICIAL = Reference(
 
 @dataclass(frozen=True)
 class Source:
-    """`--source`, normalised: exactly one of url and path is set."""
+    """`--source`, normalised: a URL to download, or a local archive or folder."""
 
     text: str  # as the user gave it, for messages
-    url: str | None = None
-    path: Path | None = None
-    kind: str = "folder"  # "url", "zip", "tar" or "folder"
+    kind: str  # "url", "zip", "tar" or "folder"
+    url: str | None = None  # set for "url"
+    path: Path | None = None  # set for the others
 
 
 def run_fetch(source: str | None, data_dir: str | Path, *, reference: Reference = OFFICIAL) -> Path:
@@ -91,7 +91,7 @@ def run_fetch(source: str | None, data_dir: str | Path, *, reference: Reference 
             return target
         archive, checksum, known = _download(src.url, data_dir, reference)
         try:
-            downloaded = Source(src.text, path=archive, kind=_kind_of(archive, src.text))
+            downloaded = Source(src.text, _kind_of(archive, src.text), path=archive)
             _install(downloaded, checksum, target, reference)
         except ConvtrainError:
             if not known:  # judged by its content only, and found wanting: do not reuse it
@@ -103,10 +103,10 @@ def run_fetch(source: str | None, data_dir: str | Path, *, reference: Reference 
 
 def parse_source(source: str | None, reference: Reference) -> Source:
     if source is None:
-        return Source(reference.url, url=reference.url, kind="url")
+        return Source(reference.url, "url", url=reference.url)
     scheme = urlparse(source).scheme
     if scheme in ("http", "https"):
-        return Source(source, url=source, kind="url")
+        return Source(source, "url", url=source)
     if "://" in source:
         raise ConvtrainError(
             f"--source {source}: expected {SOURCE_KINDS}, received a {scheme}:// URL"
@@ -115,10 +115,10 @@ def parse_source(source: str | None, reference: Reference) -> Source:
     if path.is_dir():
         if path.name != DATASET_FOLDER and (path / DATASET_FOLDER).is_dir():
             path = path / DATASET_FOLDER  # the folder holding it, as a tar.gz extracts
-        return Source(source, path=path, kind="folder")
+        return Source(source, "folder", path=path)
     if not path.exists():
         raise ConvtrainError(f"--source {source}: no such file or folder (expected {SOURCE_KINDS})")
-    return Source(source, path=path, kind=_kind_of(path, f"--source {source}"))
+    return Source(source, _kind_of(path, f"--source {source}"), path=path)
 
 
 def _kind_of(path: Path, place: str) -> str:
@@ -128,7 +128,8 @@ def _kind_of(path: Path, place: str) -> str:
         raise ConvtrainError(f"{place}: cannot read it ({exc.strerror})") from None
     if kind is None:
         raise ConvtrainError(
-            f"{place}: expected {SOURCE_KINDS}, received a file that is neither a zip nor a tar archive"
+            f"{place}: expected {SOURCE_KINDS}, received a file that is neither a zip nor a "
+            f"tar archive"
         )
     return kind
 
@@ -139,8 +140,8 @@ def _already_there(target: Path, reference: Reference) -> bool:
     marker = verified_marker(target, reference.counts)
     if marker is not None:
         click.echo(
-            f"CALTECH-101 already present and verified at {target} ({describe_counts(marker.counts)}); "
-            f"delete that folder to fetch it again",
+            f"CALTECH-101 already present and verified at {target} "
+            f"({describe_counts(marker.counts)}); delete that folder to fetch it again",
             err=True,
         )
         return True
@@ -222,7 +223,7 @@ def _copy_folder(source: Path, dest: Path) -> Path:
 
 
 def _replace(target: Path, dataset: Path, staging: Path) -> None:
-    """Swap the verified dataset in; what was at `target` (unverified) goes to staging and is removed."""
+    """Swap the verified dataset in; an unverified folder at `target` goes into staging (removed)."""
     if target.is_symlink() or target.exists():
         click.echo(f"replacing {target}, which is not a verified CALTECH-101", err=True)
         previous = staging / "previous"
