@@ -300,3 +300,15 @@ def test_archive_kind_reads_the_first_bytes(tmp_path: Path) -> None:
         "a.zip": "zip",
         "notes.txt": None,
     }
+
+
+def test_zip_symlink_inside_the_dataset_is_extracted(
+    tmp_path: Path, place: tuple[Path, Path]
+) -> None:
+    staging, _ = place
+    archive = make_zip(tmp_path / "links.zip", [(f"{DS}/beta", stat.S_IFLNK | 0o777, b"alpha")])
+
+    extracted = extract_archive(archive, "zip", staging)
+
+    assert os.readlink(extracted.dataset / "beta") == "alpha"
+    assert (extracted.dataset / "beta" / "image_0001.jpg").read_bytes() == b"jpeg"
