@@ -10,7 +10,6 @@ import numpy as np
 
 from convtrain.config.load import load_config
 from convtrain.config.schema import AugmentConfig
-from convtrain.data.pipeline import make_datasets
 from convtrain.data.split import make_split
 from convtrain.errors import ConvtrainError
 from convtrain.plots.grid import image_grid
@@ -44,6 +43,9 @@ def run_preview(
 ) -> Path:
     experiment = load_config(config, overrides)
     split = make_split(experiment)
+    # TensorFlow is imported only now, so a config mistake is reported without its start-up.
+    from convtrain.data.pipeline import make_datasets
+
     datasets = make_datasets(experiment, split)
     images, labels = [], []
     # Repeating shows new augmentations of the same images when the training set is small.
