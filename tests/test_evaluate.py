@@ -19,6 +19,7 @@ from PIL import Image
 from convtrain.cli import main
 from convtrain.data.decode import decode_image
 from convtrain.data.split import Split, save_split
+from convtrain.evaluate.figures import GRID_TITLE_CHARS, grid_title
 from convtrain.evaluate.history import read_history
 from convtrain.evaluate.run import evaluate_run, run_evaluate
 from convtrain.rundir import RunDir
@@ -351,3 +352,26 @@ def test_end_to_end_error_is_one_line_without_traceback(run_copy, damage):
     lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and str(culprit) in lines[0]
     assert proc.stdout == ""
+
+
+def test_a_plot_with_nothing_to_draw_does_not_survive_from_an_earlier_evaluation(run_copy, capsys):
+    evaluate_run(run_copy, "best", "test")
+    assert (run_copy.plots / "learning_curves.png").is_file()
+    run_copy.history.unlink()
+    evaluate_run(run_copy, "best", "test")
+    assert not (run_copy.plots / "learning_curves.png").exists()
+    assert f"note: removed {run_copy.plots / 'learning_curves.png'}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("true", "predicted", "expected"),
+    [
+        ("ant", "bass", "ant\nbass 87%"),
+        ("crocodile_head", "electric_guitar", "crocodil\u2026\nelectric_\u2026 87%"),
+        ("ant", "electric_guitar_longer", "ant\nelectric_guitar\u2026 87%"),
+    ],
+)
+def test_grid_titles_fit_image_grid(true, predicted, expected):
+    title = grid_title(true, predicted, 0.87)
+    assert title == expected
+    assert len(title) <= GRID_TITLE_CHARS
