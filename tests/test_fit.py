@@ -211,3 +211,31 @@ def test_keras_session_sets_and_restores_the_dtype_policy() -> None:
     with keras_session(experiment(mixed_precision="bfloat16"), seed=1):
         assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
     assert keras.mixed_precision.global_policy().name == before
+
+
+def test_a_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one(
+    tmp_path: Path, monkeypatch
+) -> None:
+    # Unshuffled data and no dropout: the only state is weights, optimizer moments and the rate.
+    exp = experiment(epochs=4, schedule={"type": "cosine", "warmup_epochs": 1})
+    whole = model(exp)
+    fit(
+        whole,
+        datasets(),
+        exp,
+        RunDir(tmp_path / "a"),
+        new_state(exp),
+        progress_bar=False,
+        out=io.StringIO(),
+    )
+
+    run = RunDir(tmp_path / "b")
+    monkeypatch.setattr("convtrain.train.fit.EpochSummaries", lambda log_dir: Interrupt(epoch=3))
+    with pytest.raises(SystemExit):
+        fit(model(exp), datasets(), exp, run, new_state(exp), progress_bar=False, out=io.StringIO())
+    monkeypatch.undo()
+    resumed = resume(run, exp)
+    for a, b in zip(whole.get_weights(), resumed.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    rates = [r["lr"] for r in TrainState.load(run).history]
+    assert rates == [r["lr"] for r in TrainState.load(RunDir(tmp_path / "a")).history]

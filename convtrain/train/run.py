@@ -139,7 +139,8 @@ def resume_run(path: str) -> RunDir:
     checkpoints.recover(run, state.completed_epochs)
     # A different seed per resume point: restarting with the first epoch's seed would replay
     # its dropout and augmentation draws.
-    with keras_session(experiment, experiment.seed + state.completed_epochs):
+    seed = experiment.seed + state.completed_epochs
+    with keras_session(experiment, seed):
         datasets = make_datasets(experiment, split)
         if state.completed_epochs:
             model = checkpoints.load_checkpoint(run.checkpoint("last"))
@@ -149,7 +150,9 @@ def resume_run(path: str) -> RunDir:
             compile_model(model, experiment, len(split.classes))
         if not isinstance(env, dict):
             env = environment(experiment.seed)
-        env.setdefault("resumed", []).append(session())
+        env.setdefault("resumed", []).append(
+            {**session(), "seed": seed, "completed_epochs": state.completed_epochs}
+        )
         atomic_write_json(run.environment, env)
         write_history(run, state)
         print(
