@@ -273,3 +273,21 @@ def test_small_model_trains_one_step() -> None:
     history = model.fit(x, np.array([0, 1, 2, 0]), epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
     assert model.predict(x, verbose=0).sum(axis=1) == pytest.approx(np.ones(4), rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    "spec_type,keras_class",
+    [
+        ("conv2d", "Conv2D"),
+        ("separable_conv2d", "SeparableConv2D"),
+        ("depthwise_conv2d", "DepthwiseConv2D"),
+    ],
+)
+def test_conv_specs_take_every_keras_argument(spec_type: str, keras_class: str) -> None:
+    import inspect
+
+    from convtrain.config.layers import SPEC_BY_TYPE
+
+    params = set(inspect.signature(getattr(keras.layers, keras_class).__init__).parameters)
+    fields = set(SPEC_BY_TYPE[spec_type].model_fields) - {"type"}
+    assert fields == params - {"self", "kwargs"} | {"name"}
