@@ -375,3 +375,13 @@ def test_grid_titles_fit_image_grid(true, predicted, expected):
     title = grid_title(true, predicted, 0.87)
     assert title == expected
     assert len(title) <= GRID_TITLE_CHARS
+
+
+def test_missing_dataset_is_one_line_and_reports_stay(run_copy, tmp_path, capsys, monkeypatch):
+    evaluate_run(run_copy, "best", "test")
+    capsys.readouterr()
+    before = (run_copy.reports / "metrics.json").read_bytes()
+    monkeypatch.setenv("CONVTRAIN_DATA_ROOT", str(tmp_path / "gone"))
+    err = _fails(["evaluate", str(run_copy.path)], capsys)
+    assert err.startswith(f"error: {tmp_path / 'gone'}: dataset folder not found")
+    assert (run_copy.reports / "metrics.json").read_bytes() == before
