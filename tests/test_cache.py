@@ -13,6 +13,7 @@ from convtrain.config.schema import DataConfig
 from convtrain.data.cache import cache_directory, open_cache, open_cache_for, recorded_failures
 from convtrain.data.decode import decode_image
 from convtrain.data.index import index_dataset
+from convtrain.errors import ConvtrainError
 
 
 @pytest.fixture(autouse=True)
@@ -165,3 +166,15 @@ def test_cache_dir_environment_variable(
     monkeypatch.setenv("CONVTRAIN_CACHE_DIR", str(tmp_path / "elsewhere"))
     cache = _open(_data(synthetic_root, tmp_path))
     assert cache.directory.parent == tmp_path / "elsewhere"
+
+
+def test_unwritable_cache_dir_is_a_clear_error(synthetic_root: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the cache folder should be")
+    data = DataConfig(root=str(synthetic_root), cache_dir=str(blocker), image_size=10)
+    with pytest.raises(ConvtrainError) as err:
+        _open(data)
+    assert str(err.value) == (
+        f"{cache_directory(synthetic_root, data)}: cannot write the image cache (Not a directory); "
+        f"point data.cache_dir or CONVTRAIN_CACHE_DIR at a writable folder with room for 11 kB"
+    )

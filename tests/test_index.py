@@ -36,6 +36,14 @@ def test_labels_are_sorted_folder_names_and_odd_files_are_reported(synthetic_roo
     assert index.label_counts() == [14, 12, 12]
 
 
+def test_dangling_links_and_sub_folders_are_skipped(synthetic_root: Path) -> None:
+    (synthetic_root / "beta" / "gone.jpg").symlink_to(synthetic_root / "nowhere.jpg")
+    (synthetic_root / "beta" / "nested").mkdir()
+    skipped = dict(index_dataset(DataConfig(root=str(synthetic_root))).skipped)
+    assert skipped["beta/gone.jpg"] == "unreadable (No such file or directory)"
+    assert skipped["beta/nested/"] == "a folder inside a class folder"
+
+
 def test_background_google_is_excluded_by_default(tmp_path: Path) -> None:
     root = make_dataset(tmp_path, {"BACKGROUND_Google": 2, "Faces": 2, "ant": 2})
     assert index_dataset(DataConfig(root=str(root))).classes == ("Faces", "ant")

@@ -57,6 +57,7 @@ def test_element_spec_and_sizes(synthetic_root: Path, tmp_path: Path) -> None:
     ds = make_datasets(exp, split)
     assert ds.split is split
     assert ds.steps_per_epoch == 4  # 28 training images in batches of 8
+    assert int(ds.train.cardinality()) == 4  # known, so Keras shows progress and epochs end
     for dataset in (ds.train, ds.val, ds.test):
         images, labels = dataset.element_spec
         assert images.shape.as_list() == [None, 16, 12, 3] and images.dtype.name == "float32"

@@ -124,7 +124,20 @@ def open_cache(index: ImageIndex, data: DataConfig, *, progress: bool = True) ->
         and all(stored.files.get(p, (None, None))[:2] == (n, m) for p, n, m in wanted)
     ):
         return _as_cache(directory, stored, decoded=0)
-    return _build(directory, index, data, wanted, stored, progress)
+    try:
+        return _build(directory, index, data, wanted, stored, progress)
+    except OSError as exc:
+        raise ConvtrainError(
+            f"{directory}: cannot write the image cache ({exc.strerror or exc}); point "
+            f"data.cache_dir or {CACHE_ENV} at a writable folder with room for "
+            f"{_size_text(len(wanted), data)}"
+        ) from None
+
+
+def _size_text(count: int, data: DataConfig) -> str:
+    height, width = data.image_size
+    nbytes = count * height * width * data.channels
+    return f"{nbytes / 1e6:,.0f} MB" if nbytes >= 1e6 else f"{nbytes / 1e3:,.0f} kB"
 
 
 def open_cache_for(

@@ -130,7 +130,11 @@ def _inspect_file(path: Path, nbytes: int) -> tuple[int, int, str] | str:
                 return img.size[0], img.size[1], img.mode
     except UnidentifiedImageError:
         return "not an image"
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+    except OSError as exc:
+        if exc.errno is not None:  # the file system's refusal, e.g. permission denied
+            return f"unreadable ({exc.strerror})"
+        return f"truncated or corrupt ({exc})"
+    except (ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         return f"truncated or corrupt ({exc})"
 
 
@@ -142,14 +146,23 @@ def index_dataset(data: DataConfig, *, root: Path | None = None) -> ImageIndex:
     meta: list[ImageMeta] = []
     skipped: list[tuple[str, str]] = []
     for label, name in enumerate(classes):
-        with os.scandir(root / name) as entries:
-            found = sorted(entries, key=lambda e: e.name)
+        try:
+            with os.scandir(root / name) as entries:
+                found = sorted(entries, key=lambda e: e.name)
+        except OSError as exc:
+            raise ConvtrainError(
+                f"{root / name}: cannot list the class folder ({exc.strerror})"
+            ) from None
         for entry in found:
             rel = f"{name}/{entry.name}"
             if entry.is_dir():
                 skipped.append((rel + "/", "a folder inside a class folder"))
                 continue
-            st = entry.stat()
+            try:
+                st = entry.stat()
+            except OSError as exc:  # e.g. a dangling symbolic link
+                skipped.append((rel, f"unreadable ({exc.strerror})"))
+                continue
             header = _inspect_file(Path(entry.path), st.st_size)
             if isinstance(header, str):
                 skipped.append((rel, header))
