@@ -12,6 +12,7 @@ import yaml
 from convtrain.config import dump_config, load_config, validate
 from convtrain.config.load import apply_override, read_yaml
 from convtrain.errors import ConfigError
+from convtrain.model.shapes import plan_model
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
 
@@ -607,3 +608,35 @@ def test_every_shipped_config_validates() -> None:
         assert exp.data.root == "data/caltech-101/101_ObjectCategories"  # left at its default
         raw = read_yaml(path)
         assert "root" not in raw.get("data", {})
+
+
+def test_defaults_validated_without_false_alarms() -> None:
+    exp = validate(
+        _raw(
+            HEAD
+            + """
+model:
+  defaults: {conv2d: {groups: 3, strides: 2}, dense: {kernel_initializer: he_uniform}}
+  layers:
+    - {type: conv2d, filters: 6, kernel_size: 3}
+    - {type: global_avg_pool}
+"""
+        )
+    )
+    assert exp.model.layers[0].groups == 3 and exp.model.layers[0].strides == (2, 2)
+    head = [s for s in plan_model(exp, 3).leaves() if s.name == "classifier"][0]
+    assert head.spec.kernel_initializer.name == "he_uniform"  # the head takes dense defaults
+    assert head.spec.activation == "softmax" and head.spec.units == 3
+    with pytest.raises(ConfigError) as err:
+        validate(
+            _raw(
+                HEAD
+                + "model:\n  defaults: {conv2d: {strides: 2, dilation_rate: 2}}\n"
+                + "  layers: [{type: flatten}]\n"
+            ),
+            "c.yaml",
+        )
+    assert err.value.lines() == [
+        "c.yaml: model.defaults.conv2d.dilation_rate: expected dilation_rate 1 when strides > 1 "
+        "(Keras cannot combine them), received dilation_rate=[2, 2] with strides=[2, 2]"
+    ]

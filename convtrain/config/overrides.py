@@ -92,6 +92,8 @@ def _check_values(ltype: str, values: dict[str, Any], describe: Callable[..., st
     """Validate defaults even when no layer of that type uses them (e.g. for projections)."""
     cls = SPEC_BY_TYPE[ltype]
     required = {k: v for k, v in _PLACEHOLDERS.items() if k in cls.model_fields}
+    if isinstance(values.get("groups"), int) and "filters" in required:
+        required["filters"] = max(1, values["groups"])  # the stand-in must divide evenly
     try:
         cls.model_validate({**required, **values, "type": ltype})
     except ValidationError as exc:

@@ -123,19 +123,17 @@ class _Planner:
     # --- walking the stack ---------------------------------------------------------------
 
     def plan(self, layers: list[LayerBase], t: Tensor) -> list[Step]:
-        steps, _ = self.walk(layers, t, "model.layers", depth=0)
+        steps, _ = self.walk(layers, t, "model.layers")
         return steps
 
-    def walk(
-        self, layers: list[Any], t: Tensor, prefix: str, depth: int
-    ) -> tuple[list[Step], Tensor]:
+    def walk(self, layers: list[Any], t: Tensor, prefix: str) -> tuple[list[Step], Tensor]:
         steps: list[Step] = []
         for i, spec in enumerate(layers):
             path = f"{prefix}[{i}]"
             if isinstance(spec, ResidualSpec):
-                step = self.residual(spec, t, path, depth)
+                step = self.residual(spec, t, path)
             elif isinstance(spec, InceptionSpec):
-                step = self.inception(spec, t, path, depth)
+                step = self.inception(spec, t, path)
             else:
                 layout = t.layout
                 if isinstance(spec, SPATIAL_SPECS) and t.spatial and spec.data_format:
@@ -176,9 +174,9 @@ class _Planner:
             return steps[-1].out
         return t
 
-    def residual(self, spec: ResidualSpec, t: Tensor, path: str, depth: int) -> Step:
+    def residual(self, spec: ResidualSpec, t: Tensor, path: str) -> Step:
         name = self.names[id(spec)]
-        body, tb = self.walk(spec.body, t, f"{path}.body", depth + 1)
+        body, tb = self.walk(spec.body, t, f"{path}.body")
         tb = self._back_to(body, tb, t.layout, f"{path}.body", f"{name}_body_to_{t.layout}")
         step = Step(path, name, "residual", spec, t, tb, layout=t.layout, body=body)
         shortcut = t
@@ -231,13 +229,13 @@ class _Planner:
         step.out = step.merge[-1].out
         return add_totals(step)
 
-    def inception(self, spec: InceptionSpec, t: Tensor, path: str, depth: int) -> Step:
+    def inception(self, spec: InceptionSpec, t: Tensor, path: str) -> Step:
         name = self.names[id(spec)]
         step = Step(path, name, "inception", spec, t, t, layout=t.layout)
         outs: list[Tensor] = []
         for j, branch in enumerate(spec.branches):
             bpath = f"{path}.branches[{j}]"
-            steps, tb = self.walk(branch, t, bpath, depth + 1)
+            steps, tb = self.walk(branch, t, bpath)
             tb = self._back_to(steps, tb, t.layout, bpath, f"{name}_branch{j}_to_{t.layout}")
             if not tb.spatial:
                 self.problems.append(
