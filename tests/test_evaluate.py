@@ -385,3 +385,27 @@ def test_missing_dataset_is_one_line_and_reports_stay(run_copy, tmp_path, capsys
     err = _fails(["evaluate", str(run_copy.path)], capsys)
     assert err.startswith(f"error: {tmp_path / 'gone'}: dataset folder not found")
     assert (run_copy.reports / "metrics.json").read_bytes() == before
+
+
+def test_first_conv_skips_other_convolutions_and_looks_inside_nested_models():
+    import keras
+
+    from convtrain.evaluate.figures import first_conv
+
+    inner = keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            keras.layers.BatchNormalization(),
+            keras.layers.Conv2D(4, 3, name="c1"),
+        ]
+    )
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            keras.layers.SeparableConv2D(3, 3, padding="same"),
+            inner,
+            keras.layers.Conv2D(2, 3, name="c2"),
+        ]
+    )
+    assert first_conv(model).name == "c1"
+    assert first_conv(keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten()])) is None

@@ -94,9 +94,12 @@ def first_conv(model: Any) -> Any | None:
     """The first Conv2D layer, looking inside nested models and blocks."""
     import keras
 
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in getattr(model, "layers", ()):
         if isinstance(layer, keras.layers.Conv2D):
             return layer
+        inner = first_conv(layer)
+        if inner is not None:
+            return inner
     return None
 
 
