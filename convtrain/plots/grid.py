@@ -58,7 +58,8 @@ def image_grid(
     cols = _columns(n)
     rows = math.ceil(n / cols)
     height, width = images.shape[1:3]
-    cell_h = _CELL * min(2.0, max(0.5, height / width)) + 0.22  # room for the image's title
+    title_lines = max(t.count("\n") + 1 for t in titles)
+    cell_h = _CELL * min(2.0, max(0.5, height / width)) + 0.16 * title_lines + 0.06
     fig = Figure(
         figsize=(cols * _CELL, rows * cell_h + 0.5), facecolor="white", layout="constrained"
     )
