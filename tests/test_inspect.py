@@ -97,7 +97,7 @@ def test_set_changes_what_inspect_shows() -> None:
 def test_json_rows_have_every_column() -> None:
     row = inspect_json(str(CONFIGS[0]))["layers"][0]
     assert set(row) == {
-        "path", "name", "type", "depth", "added", "output_shape", "data_format", "params",
+        "path", "name", "type", "branch", "depth", "added", "output_shape", "data_format", "params",
         "trainable", "non_trainable", "macs", "receptive_field", "jump",
     }  # fmt: skip
 
@@ -127,3 +127,11 @@ def test_inspect_error_is_one_line_exit_2(tmp_path) -> None:
         f"classifier head added after it, received (batch, 94, 94, 8); a dense layer on a 4-D "
         f"tensor acts per pixel, so add flatten or global_avg_pool before the head"
     ]
+
+
+def test_inception_rows_name_their_branch() -> None:
+    data = inspect_json(str(next(p for p in CONFIGS if "inception" in p.name)))
+    rows = {r["name"]: r for r in data["layers"]}
+    assert rows["inc_a"]["branch"] is None
+    assert [rows[f"conv2d_{i}"]["branch"] for i in range(1, 7)] == [0, 1, 1, 2, 2, 3]
+    assert rows["inc_a_concat"]["branch"] is None

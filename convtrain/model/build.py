@@ -45,7 +45,7 @@ def _weights(spec: Any, prefix: str) -> dict[str, Any]:
     )
 
 
-def _bias(spec: Any) -> dict[str, Any]:
+def _bias_and_activity(spec: Any) -> dict[str, Any]:
     return {
         "use_bias": spec.use_bias,
         **_weights(spec, "bias"),
@@ -60,7 +60,7 @@ def _conv2d(step: Step, x: Any) -> Any:
     return keras.layers.Conv2D(
         s.filters, s.kernel_size, strides=s.strides, padding=s.padding,
         data_format=step.layout, dilation_rate=s.dilation_rate, groups=s.groups,
-        activation=s.activation, name=step.name, **_weights(s, "kernel"), **_bias(s),
+        activation=s.activation, name=step.name, **_weights(s, "kernel"), **_bias_and_activity(s),
     )(x)  # fmt: skip
 
 
@@ -72,7 +72,7 @@ def _separable(step: Step, x: Any) -> Any:
         s.filters, s.kernel_size, strides=s.strides, padding=s.padding,
         data_format=step.layout, dilation_rate=s.dilation_rate,
         depth_multiplier=s.depth_multiplier, activation=s.activation, name=step.name,
-        **_weights(s, "depthwise"), **_weights(s, "pointwise"), **_bias(s),
+        **_weights(s, "depthwise"), **_weights(s, "pointwise"), **_bias_and_activity(s),
     )(x)  # fmt: skip
 
 
@@ -84,7 +84,7 @@ def _depthwise(step: Step, x: Any) -> Any:
         s.kernel_size, strides=s.strides, padding=s.padding,
         depth_multiplier=s.depth_multiplier, data_format=step.layout,
         dilation_rate=s.dilation_rate, activation=s.activation, name=step.name,
-        **_weights(s, "depthwise"), **_bias(s),
+        **_weights(s, "depthwise"), **_bias_and_activity(s),
     )(x)  # fmt: skip
 
 
@@ -145,7 +145,7 @@ def _dense(step: Step, x: Any) -> Any:
     s = step.spec
     return keras.layers.Dense(
         step.out.shape[-1], activation=s.activation, name=step.name,
-        **_weights(s, "kernel"), **_bias(s),
+        **_weights(s, "kernel"), **_bias_and_activity(s),
     )(x)  # fmt: skip
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,9 @@ def totals(plan: Plan) -> Totals:
     )
 
 
+_BRANCH = re.compile(r"\.branches\[(\d+)\]\[\d+\]$")  # a layer of an inception branch
+
+
 def _pair(p: tuple[int, int]) -> str:
     return str(p[0]) if p[0] == p[1] else fmt_shape(p)
 
@@ -49,6 +53,7 @@ def _row(depth: int, step: Step) -> dict[str, Any]:
         "path": step.path,
         "name": step.name,
         "type": step.kind,
+        "branch": int(m.group(1)) if (m := _BRANCH.search(step.path)) else None,
         "depth": depth,
         "added": step.added or None,
         "output_shape": list(step.out.shape),
@@ -101,7 +106,7 @@ def format_table(data: dict[str, Any]) -> str:
         rows.append(
             (
                 "  " * r["depth"] + r["name"] + ("*" if r["added"] else ""),
-                r["type"],
+                r["type"] + (f" [b{r['branch']}]" if r["branch"] is not None else ""),
                 fmt_shape(tuple(r["output_shape"]))
                 + (" (NCHW)" if r["data_format"] == "channels_first" else ""),
                 f"{r['params']:,}",
@@ -129,7 +134,7 @@ def format_table(data: dict[str, Any]) -> str:
         line(["-" * w for w in widths]),
         *(line(r) for r in rows),
         "",
-        "* added by convtrain (transpose, residual projection/sum, concatenation, head)",
+        "* added by convtrain (transpose, residual projection/sum, concatenation, head); [bN]: inception branch N",
         "RF: receptive field in input pixels; jump: input pixels between adjacent outputs",
         "",
         f"params: {t['params']:,} ({t['trainable']:,} trainable, {t['non_trainable']:,} non-trainable)",
