@@ -61,10 +61,6 @@ class Plan:
         """The steps that are Keras layers."""
         return (s for _, s in self.rows() if not s.is_block)
 
-    @property
-    def output(self) -> Tensor:
-        return self.steps[-1].out if self.steps else self.input
-
 
 def add_totals(step: Step) -> Step:
     for child in step.children():
