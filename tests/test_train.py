@@ -390,3 +390,17 @@ def test_train_without_config_or_resume(capsys) -> None:
         err
         == "error: train: expected a CONFIG file (or --resume RUN_DIR to continue a run), received neither\n"
     )
+
+
+def test_a_bad_run_name_is_refused_before_anything_is_written(tmp_path: Path, capsys) -> None:
+    runs = tmp_path / "runs"
+    config = write_config(tmp_path / "cfg.yaml")
+    code, _, err = cli(
+        "train", str(config), "--name", "../up", "--runs-dir", str(runs), capsys=capsys
+    )
+    assert code == 2
+    assert err == (
+        "error: --name: expected a name of letters, digits, '_', '.' or '-' (at most 80 "
+        "characters, starting with a letter or digit), received '../up'\n"
+    )
+    assert not runs.exists()

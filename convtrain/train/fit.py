@@ -100,6 +100,12 @@ def _nan_message(exc: NonFiniteLoss, run: RunDir, lr: float, state: TrainState) 
     )
 
 
+def _end_bar(progress_bar: bool) -> None:
+    """End Keras's half-drawn progress line, so the next message starts on a line of its own."""
+    if progress_bar:
+        print(file=sys.stdout, flush=True)
+
+
 def fit(
     model: Any,
     datasets: Datasets,
@@ -151,6 +157,7 @@ def fit(
             )
         checkpoints.save_final(run, model)
     except KeyboardInterrupt:
+        _end_bar(progress_bar)
         # The epoch in progress is discarded; a resumed run starts it again.
         settled = settle(run, "interrupted", _interrupted_message)
         epoch = min(settled.completed_epochs + 1, settled.epochs)
@@ -161,6 +168,7 @@ def fit(
         )
         raise SystemExit(130) from None
     except NonFiniteLoss as exc:
+        _end_bar(progress_bar)
         settled = settle(run, "failed", partial(_nan_message, exc, run, recorder.lr))
         raise ConvtrainError(settled.message) from None
     state.status = "completed"

@@ -7,6 +7,7 @@ own config.yaml, split.json and state.json and continues from the last committed
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -47,7 +48,21 @@ def run_train(
         raise ConvtrainError(
             "train: expected a CONFIG file (or --resume RUN_DIR to continue a run), received neither"
         )
-    return start_run(load_config(config, overrides), name, runs_dir)
+    return start_run(load_config(config, overrides), _run_name(name), runs_dir)
+
+
+def _run_name(name: str | None) -> str | None:
+    """--name, held to the rule of the config's `name` (it becomes a folder name)."""
+    if name is None:
+        return None
+    field = Experiment.model_fields["name"]
+    pattern = next(m.pattern for m in field.metadata if getattr(m, "pattern", None))
+    if not re.fullmatch(pattern, name) or len(name) > 80:
+        raise ConvtrainError(
+            f"--name: expected a name of letters, digits, '_', '.' or '-' (at most 80 "
+            f"characters, starting with a letter or digit), received {name!r}"
+        )
+    return name
 
 
 @contextmanager
