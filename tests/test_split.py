@@ -208,3 +208,16 @@ def test_real_caltech101_standard_protocol(real_root: Path, tmp_path: Path) -> N
     test = _by_class(split.test, 101)
     assert max(test) == 50 and min(test) == 1  # inline_skate: 31 images
     assert split.val == ()
+
+
+def test_split_file_lists_one_image_per_line(tmp_path: Path) -> None:
+    split = Split(("a", "b"), (("a/1.jpg", 0), ("b/1.jpg", 1)), (), (("b/2.jpg", 1),), {"seed": 3})
+    path = tmp_path / "split.json"
+    save_split(split, path)
+    lines = path.read_text().splitlines()
+    assert lines[lines.index('  "train": [') + 1 : lines.index('  "train": [') + 3] == [
+        '    ["a/1.jpg", 0],',
+        '    ["b/1.jpg", 1]',
+    ]
+    assert '  "val": [],' in lines
+    assert load_split(path) == split

@@ -19,7 +19,7 @@ from convtrain.config.schema import Experiment, FileSplit, PerClassSplit, Strati
 from convtrain.data.cache import open_cache
 from convtrain.data.index import index_dataset, resolve_root
 from convtrain.errors import ConvtrainError
-from convtrain.io import atomic_write_json
+from convtrain.io import atomic_write_text
 
 SPLIT_FORMAT = 1
 PARTS = ("train", "val", "test")
@@ -117,7 +117,14 @@ class Split:
 
 
 def save_split(split: Split, path: Path) -> None:
-    atomic_write_json(path, split.to_json())
+    """Write split.json atomically, one [path, label] per line so that it reads (and diffs) well."""
+    payload = split.to_json()
+    head = json.dumps({k: v for k, v in payload.items() if k not in PARTS}, indent=2)
+    parts = []
+    for part in PARTS:
+        rows = ",\n    ".join(json.dumps(entry) for entry in payload[part])
+        parts.append(f'  "{part}": [\n    {rows}\n  ]' if rows else f'  "{part}": []')
+    atomic_write_text(path, head[: -len("\n}")] + ",\n" + ",\n".join(parts) + "\n}\n")
 
 
 def load_split(path: Path) -> Split:
