@@ -111,3 +111,14 @@ def test_real_caltech101_report(real_root: Path) -> None:
     assert "classes    101 (excluded: BACKGROUND_Google)" in lines
     assert "images     8,677; grayscale 381 (4.4%)" in lines
     assert "imbalance  25.8x (max/min: airplanes 800 / inline_skate 31)" in lines
+
+
+def test_data_modules_without_tensorflow_stay_tensorflow_free() -> None:
+    code = (
+        "import sys\n"
+        "import convtrain.data.info, convtrain.data.split, convtrain.data.cache\n"
+        "import convtrain.data.preview\n"  # imports TensorFlow only when it runs
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout == "False False\n", result.stderr
