@@ -13,6 +13,7 @@ import click
 
 from convtrain import __version__
 from convtrain.errors import ConvtrainError
+from convtrain.tfquiet import import_tensorflow
 
 # TensorFlow's C++ start-up chatter buries the real output; users can still set it to 0.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -82,6 +83,7 @@ def data_info(config: str | None, overrides: tuple[str, ...], root: str | None) 
 @click.option("--count", default=32, show_default=True, type=click.IntRange(1, 256))
 def data_preview(config: str, overrides: tuple[str, ...], out: str | None, count: int) -> None:
     """Write a PNG grid of augmented training samples with their labels."""
+    import_tensorflow()
     from convtrain.data.preview import run_preview
 
     run_preview(config, overrides, out=out, count=count)
@@ -98,6 +100,7 @@ def train(config: str | None, overrides: tuple[str, ...], name: str | None, runs
 
     `convtrain train --resume RUN_DIR` (no CONFIG) continues an interrupted run.
     """
+    import_tensorflow()
     from convtrain.train.run import run_train
 
     run_train(config, overrides, name=name, runs_dir=runs_dir, resume=resume)
@@ -109,6 +112,7 @@ def train(config: str | None, overrides: tuple[str, ...], name: str | None, runs
 @click.option("--split", type=click.Choice(["test", "val"]), default=None, help="Default: the config's eval.split.")
 def evaluate(run_dir: str, checkpoint: str | None, split: str | None) -> None:
     """Re-evaluate a run: classification report, metrics and plots."""
+    import_tensorflow()
     from convtrain.evaluate.run import run_evaluate
 
     run_evaluate(run_dir, checkpoint=checkpoint, split=split)
@@ -122,9 +126,45 @@ def evaluate(run_dir: str, checkpoint: str | None, split: str | None) -> None:
 @click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True)
 def predict(run_dir: str, images: tuple[str, ...], top_k: int, fmt: str, checkpoint: str) -> None:
     """Top-k classes with probabilities for each image, with the run's own preprocessing."""
+    import_tensorflow()
     from convtrain.evaluate.predict import run_predict
 
     run_predict(run_dir, images, top_k=top_k, fmt=fmt, checkpoint=checkpoint)
+
+
+@cli.command()
+@config_arg
+@set_option
+@click.option("--grid", "grid", multiple=True, metavar="KEY=V1,V2,...", help="An axis to sweep (repeatable; values are YAML). Adds to the config's sweep.grid.")
+@click.option("--random", "random_trials", type=click.IntRange(1), default=None, help="Run this many random combinations instead of the whole grid.")
+@click.option("--sweep-dir", default=None, type=click.Path(file_okay=False), help="Sweep directory (default: runs/sweeps/<name>-<timestamp>); give an existing one to resume it.")
+@click.option("--retry-failed", is_flag=True, help="When resuming, run failed trials again.")
+def sweep(config: str, overrides: tuple[str, ...], grid: tuple[str, ...], random_trials: int | None, sweep_dir: str | None, retry_failed: bool) -> None:
+    """Run every combination of the --grid values as a normal run under one sweep directory."""
+    from convtrain.experiments.sweep import run_sweep
+
+    run_sweep(config, grid, random_trials, overrides, sweep_dir, retry_failed)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--sort", "sort_by", type=click.Choice(["accuracy", "mean_per_class_accuracy", "top_k_accuracy"]), default="accuracy", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "csv"]), default="table", show_default=True)
+@click.option("--out", default=None, type=click.Path(file_okay=False), help="Where to write compare.md/.csv and plots (default: the sweep directory, else the current directory).")
+def compare(paths: tuple[str, ...], sort_by: str, fmt: str, out: str | None) -> None:
+    """Compare runs (RUN_DIR... or a SWEEP_DIR): what differs, what it scored, what it cost."""
+    from convtrain.experiments.report import run_compare
+
+    run_compare(list(paths), sort_by=sort_by, fmt=fmt, out=out)
+
+
+@cli.command()
+@click.argument("path", type=click.Path(file_okay=False))
+def report(path: str) -> None:
+    """Write a self-contained report.html for a run or a sweep directory."""
+    from convtrain.experiments.report import run_report
+
+    run_report(path)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,6 +10,18 @@ from pathlib import Path
 from typing import Any
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _publish(tmp: Path, path: Path) -> None:
+    """mkstemp creates 0600 files; give the result the permissions a plain open() would."""
+    os.chmod(tmp, 0o666 & ~_umask())
+    os.replace(tmp, path)
+
+
 def _atomic(path: Path, write: Callable[[Path], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -19,7 +31,7 @@ def _atomic(path: Path, write: Callable[[Path], None]) -> None:
         write(tmp_path)
         with open(tmp_path, "rb") as fh:
             os.fsync(fh.fileno())
-        os.replace(tmp_path, path)
+        _publish(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
 
@@ -46,6 +58,6 @@ def atomic_save(path: str | Path, save: Callable[[Path], None], suffix: str = ""
     try:
         tmp_path.unlink()  # some writers (Keras) refuse to overwrite
         save(tmp_path)
-        os.replace(tmp_path, path)
+        _publish(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)

@@ -6,7 +6,7 @@ passes typed objects, never dicts of strings.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -237,6 +237,14 @@ class DistributeConfig(Section):
     strategy: Literal["auto", "one_device", "mirrored", "multi_worker"] = "auto"
 
 
+class SweepConfig(Section):
+    """`convtrain sweep` axes declared in the config (the CLI's --grid and --random add to them)."""
+
+    # dotted config path (as for --set) -> the values to try
+    grid: Annotated[dict[str, Annotated[list[Any], Field(min_length=1)]], Field(min_length=1)]
+    random: PositiveInt | None = None  # sample this many combinations instead of all of them
+
+
 # --- experiment -----------------------------------------------------------------------------
 
 
@@ -251,6 +259,7 @@ class Experiment(Section):
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
     distribute: DistributeConfig = DistributeConfig()
+    sweep: SweepConfig | None = None
 
     @model_validator(mode="after")
     def _input_from_data(self) -> Experiment:

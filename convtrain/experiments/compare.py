@@ -148,7 +148,7 @@ def table(runs: list[RunSummary], sort_by: str = "accuracy") -> tuple[list[str],
     return header, rows
 
 
-def _cell(v: Any) -> str:
+def cell(v: Any) -> str:
     if v is None:
         return "-"
     if isinstance(v, float):
@@ -161,7 +161,7 @@ def _cell(v: Any) -> str:
 
 
 def to_text(header: list[str], rows: list[list[Any]]) -> str:
-    cells = [header, *[[_cell(v) for v in row] for row in rows]]
+    cells = [header, *[[cell(v) for v in row] for row in rows]]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -170,7 +170,7 @@ def to_text(header: list[str], rows: list[list[Any]]) -> str:
 
 def to_markdown(header: list[str], rows: list[list[Any]]) -> str:
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    out += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(out)
 
 

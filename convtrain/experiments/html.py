@@ -1,0 +1,153 @@
+"""Self-contained `report.html` pages for a run and for a sweep: plots embedded, no network.
+
+Built from the files a run already has (config.yaml, reports/, plots/) plus inspect's layer
+table, so the page shows exactly what the run directory holds.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+from typing import Any
+
+from convtrain.io import atomic_write_text
+from convtrain.rundir import RunDir
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1200px;
+color:#222;padding:0 1rem;line-height:1.45}
+h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
+th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:right}th{background:#f4f4f4}
+td:first-child,th:first-child{text-align:left}
+table.layers td:nth-child(2),table.layers th:nth-child(2){text-align:left}
+pre{background:#f8f8f8;border:1px solid #e4e4e4;padding:.75rem;overflow:auto;font-size:.8rem}
+.metrics{display:flex;gap:1rem;flex-wrap:wrap}.metric{background:#f4f8fc;border:1px solid #cfe0f0;
+border-radius:6px;padding:.6rem 1rem}.metric b{display:block;font-size:1.4rem}
+img{max-width:100%;border:1px solid #eee;margin:.5rem 0}.muted{color:#777;font-size:.85rem}
+"""
+
+
+# The story of a run, in reading order; any other plot follows alphabetically.
+PLOT_ORDER = [
+    "learning_curves",
+    "confusion_matrix",
+    "per_class_accuracy",
+    "misclassified",
+    "filters",
+]
+
+
+def _img(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
+
+
+def _table(header: list[str], rows: list[list[Any]], css_class: str = "") -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
+    )
+    cls = f' class="{css_class}"' if css_class else ""
+    return f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _page(title: str, body: list[str]) -> str:
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}'
+        f"</title><style>{CSS}</style></head><body>{''.join(body)}</body></html>\n"
+    )
+
+
+def _layer_table(run: RunDir, num_classes: int) -> str:
+    from convtrain.config.load import load_config
+    from convtrain.model.inspect import report
+
+    data = report(load_config(run.config), num_classes, "from the run's split")
+    rows = [
+        [
+            "\u00a0\u00a0\u00a0" * row["depth"] + str(row["name"]),  # nbsp: indent nested blocks
+            row["type"],
+            "x".join(map(str, row["output_shape"])),
+            f"{row['params']:,}",
+            f"{row['macs']:,}",
+            "x".join(map(str, row["receptive_field"])),
+            "x".join(map(str, row["jump"])),
+        ]
+        for row in data["layers"]
+    ]
+    t = data["totals"]
+    totals = (
+        f'<p class="muted">{t["params"]:,} parameters ({t["trainable"]:,} trainable), '
+        f"{t['macs']:,} multiply-accumulates per image</p>"
+    )
+    header = ["layer", "type", "output", "params", "MACs", "receptive field", "jump"]
+    return _table(header, rows, "layers") + totals
+
+
+def run_report(path: str | Path) -> Path:
+    run = RunDir.open(path, need=("config", "split"))
+    metrics = (
+        run.read_json(run.reports / "metrics.json")
+        if (run.reports / "metrics.json").is_file()
+        else {}
+    )
+    split = run.read_json(run.split)
+    body = [
+        f"<h1>{html.escape(run.path.name)}</h1>",
+        f'<p class="muted">{html.escape(str(run.path))}</p>',
+    ]
+    if metrics:
+        cards = "".join(
+            f'<div class="metric">{label}<b>{metrics[key]:.4f}</b></div>'
+            for key, label in (
+                ("accuracy", "accuracy"),
+                ("mean_per_class_accuracy", "mean per-class accuracy"),
+                ("top_k_accuracy", f"top-{metrics.get('top_k', 5)} accuracy"),
+            )
+            if key in metrics
+        )
+        body += [
+            "<h2>Metrics</h2>",
+            f'<div class="metrics">{cards}</div>',
+            f'<p class="muted">{metrics.get("num_images", "?")} {metrics.get("split", "")} images, '
+            f"{metrics.get('checkpoint', '')} checkpoint</p>",
+        ]
+    else:
+        body.append("<p>No evaluation yet: run <code>convtrain evaluate</code> on this run.</p>")
+    body += ["<h2>Layers</h2>", _layer_table(run, len(split["classes"]))]
+    pngs = sorted(run.plots.glob("*.png")) if run.plots.is_dir() else []
+    pngs.sort(
+        key=lambda p: (
+            PLOT_ORDER.index(p.stem) if p.stem in PLOT_ORDER else len(PLOT_ORDER),
+            p.stem,
+        )
+    )
+    for png in pngs:
+        body += [f"<h2>{html.escape(png.stem.replace('_', ' '))}</h2>", _img(png)]
+    report_txt = run.reports / "classification_report.txt"
+    if report_txt.is_file():
+        body += [
+            "<h2>Classification report</h2>",
+            f"<pre>{html.escape(report_txt.read_text())}</pre>",
+        ]
+    body += ["<h2>Config</h2>", f"<pre>{html.escape(run.config.read_text())}</pre>"]
+    out = run.path / "report.html"
+    atomic_write_text(out, _page(f"convtrain: {run.path.name}", body))
+    return out
+
+
+def sweep_report(sweep_dir: Path, header: list[str], rows: list[list[Any]], cells: Any) -> Path:
+    body = [
+        f"<h1>Sweep {html.escape(sweep_dir.name)}</h1>",
+        f'<p class="muted">{len(rows)} evaluated trials; best first</p>',
+        "<h2>Comparison</h2>",
+        _table(header, [[cells(v) for v in row] for row in rows]),
+    ]
+    for name in ("compare_cost.png", "compare_curves.png"):
+        if (sweep_dir / name).is_file():
+            body.append(_img(sweep_dir / name))
+    out = sweep_dir / "report.html"
+    atomic_write_text(out, _page(f"convtrain sweep: {sweep_dir.name}", body))
+    return out

@@ -1,0 +1,50 @@
+"""`convtrain compare` and `convtrain report`: the commands' glue over compare and html."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from convtrain.experiments import compare, html
+from convtrain.experiments.sweep import SWEEP_FILE
+
+FORMATS = {"table": compare.to_text, "markdown": compare.to_markdown, "csv": compare.to_csv}
+
+
+def _is_sweep(path: Path) -> bool:
+    return (path / SWEEP_FILE).is_file()
+
+
+def run_compare(
+    paths: list[str], sort_by: str = "accuracy", fmt: str = "table", out: str | None = None
+) -> Path:
+    runs = compare.collect(paths)
+    if out is not None:
+        out_dir = Path(out)
+    elif len(paths) == 1 and _is_sweep(Path(paths[0])):
+        out_dir = Path(paths[0])
+    else:
+        out_dir = Path("runs") / f"compare-{datetime.now():%Y%m%d-%H%M%S}"
+    header, rows = compare.write_outputs(out_dir, runs, sort_by)
+    click.echo(FORMATS[fmt](header, rows).rstrip("\n"))
+    if len(paths) == 1 and _is_sweep(Path(paths[0])):
+        page = html.sweep_report(out_dir, header, rows, compare.cell)
+        click.echo(f"report: {page}", err=True)
+    # stdout holds only the table, so `--format csv > table.csv` gives a clean file
+    click.echo(
+        f"wrote {out_dir / 'compare.md'}, compare.csv, compare_cost.png, compare_curves.png",
+        err=True,
+    )
+    return out_dir
+
+
+def run_report(path: str) -> Path:
+    p = Path(path)
+    if _is_sweep(p):
+        run_compare([path], out=path)
+        return p / "report.html"
+    page = html.run_report(p)
+    click.echo(f"report: {page}")
+    return page

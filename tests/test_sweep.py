@@ -1,0 +1,173 @@
+"""`convtrain sweep` end to end: trials as runs, a failing trial, kill -9 and resume, compare."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import make_dataset
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    base = tmp_path_factory.mktemp("sweepdata")
+    root = make_dataset(base, {"alpha": 16, "beta": 16, "gamma": 16}, size_range=(16, 24))
+    return {
+        **os.environ,
+        "CONVTRAIN_DATA_ROOT": str(root),
+        "CONVTRAIN_CACHE_DIR": str(base / "cache"),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
+
+
+def config(path: Path, epochs: int = 2) -> Path:
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "sw",
+                "seed": 5,
+                "data": {
+                    "image_size": 16,
+                    "split": {"method": "stratified", "val": 0.2, "test": 0.2},
+                },
+                "model": {
+                    "layers": [
+                        {"type": "conv2d", "filters": 4, "kernel_size": 3, "activation": "relu"},
+                        {"type": "global_avg_pool"},
+                    ]
+                },
+                "train": {
+                    "epochs": epochs,
+                    "batch_size": 8,
+                    "optimizer": {"type": "adam", "learning_rate": 0.01},
+                },
+                "sweep": {"grid": {"model.layers[0].filters": [4, 8]}},
+            }
+        )
+    )
+    return path
+
+
+def cli(*args: str, env: dict[str, str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "convtrain", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        **kw,
+    )
+
+
+def trials(sweep_dir: Path) -> list[dict]:
+    return json.loads((sweep_dir / "sweep.json").read_text())["trials"]
+
+
+def test_sweep_runs_trials_records_a_failure_and_compares(tmp_path, env):
+    sweep_dir = tmp_path / "sweep"
+    args = [
+        "sweep",
+        str(config(tmp_path / "c.yaml")),
+        "--grid",
+        "data.classes=[alpha, beta],[alpha, nosuch]",
+        "--sweep-dir",
+        str(sweep_dir),
+    ]
+    proc = cli(*args, env=env)
+    assert proc.returncode == 0, proc.stderr
+    recorded = trials(sweep_dir)
+    assert [t["overrides"] for t in recorded] == [
+        ["model.layers[0].filters=4", "data.classes=[alpha, beta]"],
+        ["model.layers[0].filters=4", "data.classes=[alpha, nosuch]"],
+        ["model.layers[0].filters=8", "data.classes=[alpha, beta]"],
+        ["model.layers[0].filters=8", "data.classes=[alpha, nosuch]"],
+    ]
+    assert [t["status"] for t in recorded] == ["completed", "failed", "completed", "failed"]
+    assert recorded[1]["error"].startswith("error: ") and "nosuch" in recorded[1]["error"]
+    assert "sweep " in proc.stdout and "2 completed, 2 failed of 4" in proc.stdout
+    for t in recorded:
+        if t["status"] == "completed":
+            run = Path(t["run_dir"])
+            assert (run / "reports" / "metrics.json").is_file()
+            cfg = yaml.safe_load((run / "config.yaml").read_text())
+            assert cfg["model"]["layers"][0]["filters"] == int(t["overrides"][0].split("=")[1])
+        else:
+            assert t["run_dir"] is None  # refused before a run directory was created
+
+    # started again: nothing re-runs
+    again = cli(*args, env=env)
+    assert again.returncode == 0
+    assert again.stdout.count("skipped") == 4
+
+    # compare reads the completed trials; its figures are the runs' own
+    cmp = cli("compare", str(sweep_dir), "--format", "csv", env=env)
+    assert cmp.returncode == 0, cmp.stderr
+    rows = list(csv.DictReader(line for line in cmp.stdout.splitlines() if "," in line))
+    assert len(rows) == 2
+    for row in rows:
+        metrics = json.loads(
+            (sweep_dir / "trials" / row["run"] / "reports" / "metrics.json").read_text()
+        )
+        assert float(row["accuracy"]) == pytest.approx(metrics["accuracy"])
+    assert (sweep_dir / "report.html").stat().st_size > 20_000
+    assert "data:image/png;base64," in (sweep_dir / "report.html").read_text()
+
+
+def test_sweep_killed_mid_trial_resumes_it(tmp_path, env):
+    sweep_dir = tmp_path / "sweep"
+    cfg = config(tmp_path / "c.yaml", epochs=6)
+    args = ["sweep", str(cfg), "--sweep-dir", str(sweep_dir)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "convtrain", *args],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 240
+    history = None
+    while time.monotonic() < deadline:
+        found = list((sweep_dir / "trials").glob("t001-*/history.csv"))
+        if found and len(found[0].read_text().splitlines()) >= 3:  # header + 2 epochs
+            history = found[0]
+            break
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert history is not None, "the first trial never completed two epochs"
+    assert trials(sweep_dir)[0]["status"] == "running"
+
+    done = cli(*args, env=env)
+    assert done.returncode == 0, done.stderr
+    recorded = trials(sweep_dir)
+    assert [t["status"] for t in recorded] == ["completed", "completed"]
+    assert len(list((sweep_dir / "trials").glob("t001-*"))) == 1  # resumed, not restarted
+    epochs = [int(r["epoch"]) for r in csv.DictReader(history.open())]
+    assert epochs == [1, 2, 3, 4, 5, 6]
+
+
+def test_sweep_with_a_bad_grid_value_fails_before_running(tmp_path, env):
+    proc = cli(
+        "sweep",
+        str(config(tmp_path / "c.yaml")),
+        "--grid",
+        "model.layers[0].kernel_size=3,0",
+        "--sweep-dir",
+        str(tmp_path / "s"),
+        env=env,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "trial 2 (model.layers[0].filters=4 model.layers[0].kernel_size=0)" in proc.stderr
+    assert "model.layers[0].kernel_size" in proc.stderr
+    assert not (tmp_path / "s").exists()
