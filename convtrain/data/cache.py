@@ -223,6 +223,8 @@ def _build(
         del out
 
     atomic_save(directory / name, fill, suffix=".npy")
+    # Mapped before the manifest exists: a concurrent build removing it cannot take it from us.
+    images = np.load(directory / name, mmap_mode="r", allow_pickle=False)
     bar.close()
     for path, reason in sorted(failed.items()):
         if old is None or path not in old.failed:
@@ -235,15 +237,20 @@ def _build(
         "failed": dict(sorted(failed.items())),
     }
     atomic_write_json(directory / "manifest.json", manifest)
+    _remove_unused(directory)
+    files = {p: (n, m, -1 if p in failed else row) for row, (p, n, m) in enumerate(wanted)}
+    return _as_cache(directory, _Stored(images, files, failed), decoded=len(todo))
+
+
+def _remove_unused(directory: Path) -> None:
+    """Delete arrays the current manifest does not name (open memory maps stay valid)."""
+    try:
+        current = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))["images"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
     for stale in directory.glob("images-*.npy"):
-        if stale.name != name:
-            stale.unlink(missing_ok=True)  # open memory maps of it stay valid on POSIX
-    stored = _read_stored(directory, index.root, data)
-    if stored is None:
-        raise ConvtrainError(
-            f"{directory}: the image cache could not be read back after writing it"
-        )
-    return _as_cache(directory, stored, decoded=len(todo))
+        if stale.name != current:
+            stale.unlink(missing_ok=True)
 
 
 class Progress:
