@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -68,6 +71,8 @@ def test_json_round_trip(tmp_path: Path) -> None:
     state.status = "interrupted"
     state.save(run)
     loaded = TrainState.load(run)
+    assert loaded.owner == {"hostname": socket.gethostname(), "pid": os.getpid()}
+    loaded.owner = None
     assert loaded == state
     data = json.loads(run.state.read_text())
     assert (
@@ -142,3 +147,24 @@ def test_history_csv_has_one_row_per_epoch_and_blank_missing_values(tmp_path: Pa
     assert rows[0]["val_loss"] == "" and rows[1]["val_loss"] == "0.3"
     assert rows[1]["accuracy"] == "0.75"
     assert history_csv([]) == ",".join(HISTORY_COLUMNS) + "\n"
+
+
+def test_alive_elsewhere_finds_a_live_training_process_on_this_host() -> None:
+    here = socket.gethostname()
+    state = TrainState(status="running", epochs=3, monitor=Monitor("loss", "min"))
+    live = subprocess.Popen(["sleep", "30"])
+    try:
+        state.owner = {"hostname": here, "pid": live.pid}
+        assert state.alive_elsewhere() == live.pid
+        state.status = "interrupted"
+        assert state.alive_elsewhere() is None
+        state.status = "running"
+        state.owner = {"hostname": here + "-other", "pid": live.pid}
+        assert state.alive_elsewhere() is None  # cannot tell for another machine
+    finally:
+        live.kill()
+        live.wait()
+    state.owner = {"hostname": here, "pid": live.pid}
+    assert state.alive_elsewhere() is None  # killed: its run can be resumed
+    state.owner = {"hostname": here, "pid": os.getpid()}
+    assert state.alive_elsewhere() is None

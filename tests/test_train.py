@@ -11,6 +11,7 @@ import math
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -404,3 +405,21 @@ def test_a_bad_run_name_is_refused_before_anything_is_written(tmp_path: Path, ca
         "characters, starting with a letter or digit), received '../up'\n"
     )
     assert not runs.exists()
+
+
+def test_a_run_still_training_is_not_resumed(trained, tmp_path: Path, capsys) -> None:
+    run = interrupted_copy(trained, tmp_path)
+    trainer = subprocess.Popen(["sleep", "60"])  # stands in for the live training process
+    try:
+        state = json.loads(run.state.read_text())
+        state.update(status="running", owner={"hostname": socket.gethostname(), "pid": trainer.pid})
+        run.state.write_text(json.dumps(state))
+        code, _, err = cli("train", "--resume", str(run.path), capsys=capsys)
+    finally:
+        trainer.kill()
+        trainer.wait()
+    assert code == 2
+    assert err == (
+        f"error: {run.path}: still being trained by process {trainer.pid} on this machine; "
+        f"wait for it, or stop it (Ctrl-C or kill {trainer.pid}) before resuming\n"
+    )

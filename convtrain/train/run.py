@@ -145,6 +145,12 @@ def resume_run(path: str) -> RunDir:
             f"{run.path}: nothing to resume, the run completed {state.completed_epochs} of "
             f"{state.epochs} epochs; evaluate it with `convtrain evaluate {run.path}`"
         )
+    pid = state.alive_elsewhere()
+    if pid is not None:
+        raise ConvtrainError(
+            f"{run.path}: still being trained by process {pid} on this machine; wait for it, "
+            f"or stop it (Ctrl-C or kill {pid}) before resuming"
+        )
     if state.epochs != experiment.train.epochs:
         raise ConvtrainError(
             f"{run.state}: epochs: expected {experiment.train.epochs} (train.epochs in "

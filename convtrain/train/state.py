@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
+import socket
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -76,6 +78,8 @@ class TrainState:
     plateau: PlateauState | None = None
     history: list[Row] = field(default_factory=list)
     message: str | None = None
+    # The process that last wrote the state: a run still training is not resumed twice.
+    owner: dict[str, Any] | None = None
 
     def record(self, row: Row) -> bool:
         """Add a completed epoch's row; True when it is the new best epoch."""
@@ -118,6 +122,7 @@ class TrainState:
             "stopped_early": self.stopped_early,
             "plateau": None if self.plateau is None else self.plateau.to_json(),
             "message": self.message,
+            "owner": {"hostname": socket.gethostname(), "pid": os.getpid()},
             "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "history": self.history,
         }
@@ -164,7 +169,24 @@ class TrainState:
             plateau=None if plateau is None else PlateauState.from_json(plateau, source),
             history=history,
             message=data.get("message"),
+            owner=data.get("owner") if isinstance(data.get("owner"), dict) else None,
         )
+
+    def alive_elsewhere(self) -> int | None:
+        """The pid of another live process on this host still training the run, if any."""
+        owner = self.owner or {}
+        pid = owner.get("pid")
+        if self.status != "running" or owner.get("hostname") != socket.gethostname():
+            return None
+        if not isinstance(pid, int) or pid == os.getpid():
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            return pid  # exists, owned by another user
+        return pid
 
     def save(self, run: RunDir) -> None:
         atomic_write_json(run.state, self.to_json())
