@@ -139,11 +139,12 @@ def predict(run_dir: str, images: tuple[str, ...], top_k: int, fmt: str, checkpo
 @click.option("--random", "random_trials", type=click.IntRange(1), default=None, help="Run this many random combinations instead of the whole grid.")
 @click.option("--sweep-dir", default=None, type=click.Path(file_okay=False), help="Sweep directory (default: runs/sweeps/<name>-<timestamp>); give an existing one to resume it.")
 @click.option("--retry-failed", is_flag=True, help="When resuming, run failed trials again.")
-def sweep(config: str, overrides: tuple[str, ...], grid: tuple[str, ...], random_trials: int | None, sweep_dir: str | None, retry_failed: bool) -> None:
+@click.option("--dry-run", is_flag=True, help="Validate and list the trials with their cost; train nothing.")
+def sweep(config: str, overrides: tuple[str, ...], grid: tuple[str, ...], random_trials: int | None, sweep_dir: str | None, retry_failed: bool, dry_run: bool) -> None:
     """Run every combination of the --grid values as a normal run under one sweep directory."""
     from convtrain.experiments.sweep import run_sweep
 
-    run_sweep(config, grid, random_trials, overrides, sweep_dir, retry_failed)
+    run_sweep(config, grid, random_trials, overrides, sweep_dir, retry_failed, dry_run)
 
 
 @cli.command()

@@ -171,3 +171,27 @@ def test_sweep_with_a_bad_grid_value_fails_before_running(tmp_path, env):
     assert "trial 2 (model.layers[0].filters=4 model.layers[0].kernel_size=0)" in proc.stderr
     assert "model.layers[0].kernel_size" in proc.stderr
     assert not (tmp_path / "s").exists()
+
+
+SWEEPS = sorted((Path(__file__).resolve().parents[1] / "configs" / "sweeps").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SWEEPS, ids=[p.stem for p in SWEEPS])
+def test_every_example_sweep_plans_valid_trials(path, capsys):
+    from convtrain.experiments.sweep import run_sweep
+
+    assert run_sweep(str(path), (), None, (), None, dry_run=True) is None
+    out = capsys.readouterr().out.splitlines()
+    trials_listed = [line for line in out if line.startswith("trial ")]
+    assert 2 <= len(trials_listed) <= 3
+    assert out[-1] == f"{len(trials_listed)} trials, all configs valid (dry run: nothing trained)"
+
+
+def test_dry_run_creates_nothing(tmp_path, monkeypatch):
+    from convtrain.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        main(["sweep", str(SWEEPS[0]), "--dry-run"])
+    assert exc.value.code == 0
+    assert list(tmp_path.iterdir()) == []

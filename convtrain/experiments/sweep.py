@@ -20,6 +20,7 @@ from pathlib import Path
 import click
 
 from convtrain.config.load import load_config
+from convtrain.config.schema import Experiment
 from convtrain.errors import ConvtrainError
 from convtrain.experiments.grid import Axis, axes_from_mapping, expand, parse_axis
 from convtrain.io import atomic_write_json, atomic_write_text
@@ -79,6 +80,22 @@ def _find_run(sweep: Sweep, trial: Trial) -> Path | None:
     return found[-1].parent if found else None
 
 
+def validated_trials(
+    config: str, axes: list[Axis], random_trials: int | None, overrides: tuple[str, ...]
+) -> list[tuple[tuple[str, ...], Experiment]]:
+    """Every trial's assignments with its validated experiment; the first bad one is an error."""
+    experiment = load_config(config, overrides)  # the base config itself must be valid
+    out = []
+    for i, assignments in enumerate(expand(axes, random_trials, seed=experiment.seed)):
+        try:
+            out.append((assignments, load_config(config, (*overrides, *assignments))))
+        except ConvtrainError as exc:
+            raise ConvtrainError(
+                f"trial {i + 1} ({' '.join(assignments)}): {exc.lines()[0]}"
+            ) from None
+    return out
+
+
 def plan_sweep(
     config: str,
     axes: list[Axis],
@@ -88,16 +105,10 @@ def plan_sweep(
     runs_dir: str = "runs",
 ) -> Sweep:
     """Validate every trial's config first, then create (or re-open) the sweep directory."""
-    experiment = load_config(config, overrides)  # the base config itself must be valid
+    planned = validated_trials(config, axes, random_trials, overrides)
+    experiment = planned[0][1]
+    trial_overrides = [assignments for assignments, _ in planned]
     text = Path(config).read_bytes()
-    trial_overrides = expand(axes, random_trials, seed=experiment.seed)
-    for i, assignments in enumerate(trial_overrides):
-        try:
-            load_config(config, (*overrides, *assignments))
-        except ConvtrainError as exc:
-            raise ConvtrainError(
-                f"trial {i + 1} ({' '.join(assignments)}): {exc.lines()[0]}"
-            ) from None
     digest = hashlib.sha256(text + "\0".join(overrides).encode()).hexdigest()
     axes_json = [{"key": a.key, "values": list(a.values)} for a in axes]
     if sweep_dir is None:
@@ -187,7 +198,8 @@ def run_sweep(
     overrides: tuple[str, ...],
     sweep_dir: str | None,
     retry_failed: bool = False,
-) -> Sweep:
+    dry_run: bool = False,
+) -> Sweep | None:
     """Axes from the config's `sweep:` section, then --grid (which wins for the same key)."""
     experiment = load_config(config, overrides)
     declared = experiment.sweep
@@ -200,6 +212,24 @@ def run_sweep(
         )
     if random_trials is None and declared is not None:
         random_trials = declared.random
+    if dry_run:
+        print_plan(validated_trials(config, list(axes.values()), random_trials, overrides))
+        return None
     sweep = plan_sweep(config, list(axes.values()), random_trials, overrides, sweep_dir)
     run_trials(sweep, retry_failed)
     return sweep
+
+
+def print_plan(planned: list[tuple[tuple[str, ...], Experiment]]) -> None:
+    """The trials a sweep would run, with what each costs (inspect's arithmetic, no training)."""
+    from convtrain.model.inspect import totals
+    from convtrain.model.shapes import plan_model, resolve_classes
+
+    for i, (assignments, experiment) in enumerate(planned, 1):
+        num_classes, _ = resolve_classes(experiment)
+        t = totals(plan_model(experiment, num_classes))
+        click.echo(
+            f"trial {i}: {' '.join(assignments)}  ->  {t.params:,} params, "
+            f"{t.macs / 1e6:,.1f}M MACs/image, {experiment.train.epochs} epochs"
+        )
+    click.echo(f"{len(planned)} trials, all configs valid (dry run: nothing trained)")
