@@ -83,6 +83,9 @@ def _evaluate(run: RunDir, experiment: Experiment, checkpoint: str, split: str) 
     title = f"{experiment.name} - {split} split, {checkpoint} checkpoint"
     write_plots(run, Evaluated(experiment, model, pred, metrics, files, root, title))
     click.echo(format_summary(summary, pairs, run.path))
+    from convtrain.experiments.html import run_report
+
+    click.echo(f"report: {run_report(run.path)}")
     return summary
 
 

@@ -1,0 +1,43 @@
+"""report.html: self-contained, and showing what the run directory holds."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from test_compare import fake_run
+
+from convtrain.experiments.html import run_report
+
+
+def test_run_report_is_self_contained_and_complete(tmp_path: Path):
+    run = fake_run(tmp_path, "r32", 32, 0.6125, 0.5875)
+    (run / "plots").mkdir()
+    for name in ("filters", "learning_curves"):
+        Image.fromarray(np.full((20, 30, 3), 200, np.uint8)).save(run / "plots" / f"{name}.png")
+    (run / "reports" / "classification_report.txt").write_text("alpha  0.50  0.40\n")
+
+    page = run_report(run).read_text()
+
+    assert page.startswith("<!doctype html>")
+    assert not re.search(
+        r"""(src|href)=["']?(https?:)?//""", page
+    )  # nothing fetched from a network
+    assert page.count("data:image/png;base64,") == 2
+    # plots in reading order: learning curves before filters
+    assert page.index(">learning curves<") < page.index(">filters<")
+    assert "<b>0.6125</b>" in page and "<b>0.5875</b>" in page
+    assert "alpha  0.50  0.40" in page
+    # the layer table: conv, global pool and the head convtrain adds
+    rows = re.findall(r"<tr><td>([^<]+)</td><td>([^<]+)</td>", page)
+    assert [kind for _, kind in rows] == ["conv2d", "global_avg_pool", "dense"]
+    assert "filters: 32" in page  # the resolved config
+
+
+def test_run_without_evaluation_says_how_to_get_one(tmp_path: Path):
+    run = fake_run(tmp_path, "r16", 16, 0.5, 0.5)
+    (run / "reports" / "metrics.json").unlink()
+    page = run_report(run).read_text()
+    assert "No evaluation yet: run <code>convtrain evaluate</code>" in page
