@@ -13,7 +13,6 @@ import click
 
 from convtrain import __version__
 from convtrain.errors import ConvtrainError
-from convtrain.tfquiet import import_tensorflow
 
 # TensorFlow's C++ start-up chatter buries the real output; users can still set it to 0.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -83,7 +82,6 @@ def data_info(config: str | None, overrides: tuple[str, ...], root: str | None) 
 @click.option("--count", default=32, show_default=True, type=click.IntRange(1, 256))
 def data_preview(config: str, overrides: tuple[str, ...], out: str | None, count: int) -> None:
     """Write a PNG grid of augmented training samples with their labels."""
-    import_tensorflow()
     from convtrain.data.preview import run_preview
 
     run_preview(config, overrides, out=out, count=count)
@@ -100,7 +98,6 @@ def train(config: str | None, overrides: tuple[str, ...], name: str | None, runs
 
     `convtrain train --resume RUN_DIR` (no CONFIG) continues an interrupted run.
     """
-    import_tensorflow()
     from convtrain.train.run import run_train
 
     run_train(config, overrides, name=name, runs_dir=runs_dir, resume=resume)
@@ -112,7 +109,6 @@ def train(config: str | None, overrides: tuple[str, ...], name: str | None, runs
 @click.option("--split", type=click.Choice(["test", "val"]), default=None, help="Default: the config's eval.split.")
 def evaluate(run_dir: str, checkpoint: str | None, split: str | None) -> None:
     """Re-evaluate a run: classification report, metrics and plots."""
-    import_tensorflow()
     from convtrain.evaluate.run import run_evaluate
 
     run_evaluate(run_dir, checkpoint=checkpoint, split=split)
@@ -126,7 +122,6 @@ def evaluate(run_dir: str, checkpoint: str | None, split: str | None) -> None:
 @click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True)
 def predict(run_dir: str, images: tuple[str, ...], top_k: int, fmt: str, checkpoint: str) -> None:
     """Top-k classes with probabilities for each image, with the run's own preprocessing."""
-    import_tensorflow()
     from convtrain.evaluate.predict import run_predict
 
     run_predict(run_dir, images, top_k=top_k, fmt=fmt, checkpoint=checkpoint)

@@ -44,6 +44,9 @@ def run_preview(
     experiment = load_config(config, overrides)
     split = make_split(experiment)
     # TensorFlow is imported only now, so a config mistake is reported without its start-up.
+    from convtrain.tfquiet import import_tensorflow
+
+    import_tensorflow()
     from convtrain.data.pipeline import make_datasets
 
     datasets = make_datasets(experiment, split)

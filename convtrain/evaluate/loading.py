@@ -40,6 +40,9 @@ def load_model(run: RunDir, checkpoint: str) -> Any:
         raise ConvtrainError(
             f"{run.path}: incomplete run directory: checkpoints/{path.name} is missing{hint}"
         )
+    from convtrain.tfquiet import import_tensorflow
+
+    import_tensorflow()
     import keras
 
     try:
