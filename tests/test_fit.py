@@ -239,3 +239,20 @@ def test_a_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one(
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     rates = [r["lr"] for r in TrainState.load(run).history]
     assert rates == [r["lr"] for r in TrainState.load(RunDir(tmp_path / "a")).history]
+
+
+@pytest.mark.parametrize(
+    ("name", "cls"),
+    [
+        ("auto", "_DefaultDistributionStrategy"),
+        ("one_device", "OneDeviceStrategy"),
+        ("mirrored", "MirroredStrategy"),
+    ],
+)
+def test_keras_session_enters_the_distribution_strategy(name: str, cls: str) -> None:
+    exp = Experiment.model_validate(
+        {**experiment().model_dump(mode="json"), "distribute": {"strategy": name}}
+    )
+    with keras_session(exp, seed=1):
+        assert type(tf.distribute.get_strategy()).__name__ == cls
+    assert not tf.distribute.has_strategy()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -65,9 +65,22 @@ def _run_name(name: str | None) -> str | None:
     return name
 
 
+# distribute.strategy -> tf.distribute strategy, given TensorFlow and the visible GPUs.
+STRATEGIES: dict[str, Callable[[Any, list], Any]] = {
+    # Several GPUs: one replica each; otherwise TensorFlow's default single-device placement.
+    "auto": lambda tf, gpus: (
+        tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+    ),
+    "one_device": lambda tf, gpus: tf.distribute.OneDeviceStrategy("/gpu:0" if gpus else "/cpu:0"),
+    "mirrored": lambda tf, gpus: tf.distribute.MirroredStrategy(),
+    # Workers come from the TF_CONFIG environment variable; without it, a single worker.
+    "multi_worker": lambda tf, gpus: tf.distribute.MultiWorkerMirroredStrategy(),
+}
+
+
 @contextmanager
 def keras_session(experiment: Experiment, seed: int) -> Iterator[None]:
-    """Seed, determinism and dtype policy, set before any model or dataset is built."""
+    """Seed, determinism, dtype policy and distribution strategy, set before anything is built."""
     import keras
     import tensorflow as tf
 
@@ -76,8 +89,12 @@ def keras_session(experiment: Experiment, seed: int) -> Iterator[None]:
         tf.config.experimental.enable_op_determinism()
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(POLICIES[experiment.train.mixed_precision])
+    strategy = STRATEGIES[experiment.distribute.strategy](
+        tf, tf.config.list_physical_devices("GPU")
+    )
     try:
-        yield
+        with strategy.scope():
+            yield
     finally:
         keras.mixed_precision.set_global_policy(previous)
 
