@@ -18,6 +18,7 @@ from convtrain.config.schema import Experiment
 from convtrain.errors import ConvtrainError
 from convtrain.io import atomic_write_json, atomic_write_text
 from convtrain.rundir import RunDir
+from convtrain.tfquiet import import_tensorflow
 from convtrain.train import checkpoints
 from convtrain.train.environment import environment, session
 from convtrain.train.optim import PlateauState
@@ -108,6 +109,7 @@ def _with_data_root(experiment: Experiment) -> Experiment:
 
 
 def start_run(experiment: Experiment, name: str | None, runs_dir: str) -> RunDir:
+    import_tensorflow()  # the config is valid: now TensorFlow may start (quietly)
     from convtrain.data.pipeline import make_datasets
     from convtrain.data.split import make_split, save_split
     from convtrain.model.build import build_model
@@ -148,10 +150,7 @@ def _plateau(experiment: Experiment) -> PlateauState | None:
 
 
 def resume_run(path: str) -> RunDir:
-    from convtrain.data.pipeline import make_datasets
     from convtrain.data.split import load_split
-    from convtrain.model.build import build_model
-    from convtrain.train.fit import compile_model, fit, float32_outputs
 
     run = RunDir.open(path, need=("config", "split", "state"))
     experiment = load_config(run.config)
@@ -174,6 +173,11 @@ def resume_run(path: str) -> RunDir:
             f"{run.config}), received {state.epochs}; the run directory was edited"
         )
     env = run.read_json(run.environment) if run.environment.is_file() else None
+    import_tensorflow()  # the run directory is valid: now TensorFlow may start (quietly)
+    from convtrain.data.pipeline import make_datasets
+    from convtrain.model.build import build_model
+    from convtrain.train.fit import compile_model, fit, float32_outputs
+
     checkpoints.recover(run, state.completed_epochs)
     # A different seed per resume point: restarting with the first epoch's seed would replay
     # its dropout and augmentation draws.
