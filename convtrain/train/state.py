@@ -153,9 +153,8 @@ class TrainState:
             raise bad(
                 "completed_epochs", f"an integer in 0..epochs, received {completed!r} of {epochs!r}"
             )
-        if not isinstance(history, list) or [
-            r.get("epoch") if isinstance(r, dict) else None for r in history
-        ] != list(range(1, completed + 1)):
+        rows = isinstance(history, list) and all(isinstance(r, dict) for r in history)
+        if not rows or [r.get("epoch") for r in history] != list(range(1, completed + 1)):
             raise bad("history", f"one row per completed epoch 1..{completed}")
         plateau = data.get("plateau")
         return cls(
