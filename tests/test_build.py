@@ -291,3 +291,20 @@ def test_conv_specs_take_every_keras_argument(spec_type: str, keras_class: str) 
     params = set(inspect.signature(getattr(keras.layers, keras_class).__init__).parameters)
     fields = set(SPEC_BY_TYPE[spec_type].model_fields) - {"type"}
     assert fields == params - {"self", "kwargs"} | {"name"}
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_head_stays_float32_under_mixed_precision(policy: str) -> None:
+    before = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        exp = experiment(
+            [{"type": "conv2d", "filters": 4, "kernel_size": 3}, {"type": "global_avg_pool"}]
+        )
+        model = build_model(exp, 3)
+        assert model.get_layer("conv2d_1").compute_dtype == policy.removeprefix("mixed_")
+        assert model.get_layer("classifier").compute_dtype == "float32"
+        assert keras.backend.standardize_dtype(model.output.dtype) == "float32"
+        assert keras.mixed_precision.global_policy().name == policy  # restored
+    finally:
+        keras.mixed_precision.set_global_policy(before)

@@ -232,5 +232,14 @@ def build_model(experiment: Experiment, num_classes: int, *, check_device: bool 
     import keras
 
     inputs = keras.Input(shape=plan.input.shape, name=INPUT_NAME)
-    outputs = build_steps(plan.steps, inputs)
+    *body, head = plan.steps  # the plan always ends with the classifier head
+    x = build_steps(body, inputs)
+    # Under mixed precision the head still computes in float32 (Keras's mixed-precision guide):
+    # a bfloat16 softmax loses the small probabilities, and top-k accuracy refuses it.
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        outputs = build_steps([head], x)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
     return keras.Model(inputs, outputs, name=experiment.name)

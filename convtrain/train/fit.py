@@ -32,21 +32,6 @@ if TYPE_CHECKING:
     from convtrain.data.pipeline import Datasets
 
 
-def float32_outputs(model: Any) -> Any:
-    """The model with float32 outputs under a mixed-precision policy.
-
-    Keras's mixed-precision guide keeps the model's outputs in float32: TopKCategoricalAccuracy
-    (in_top_k) refuses bfloat16/float16 predictions, and the loss is more accurate. The builder's
-    head follows the global policy, so a float32 cast is appended here when needed.
-    """
-    if all(keras.backend.standardize_dtype(t.dtype) == "float32" for t in model.outputs):
-        return model
-    outputs = keras.layers.Activation("linear", dtype="float32", name="float32_output")(
-        model.output
-    )
-    return keras.Model(model.inputs, outputs, name=model.name)
-
-
 def compile_model(
     model: Any, experiment: Experiment, num_classes: int, optimizer: Any = None
 ) -> None:

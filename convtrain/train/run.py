@@ -113,13 +113,13 @@ def start_run(experiment: Experiment, name: str | None, runs_dir: str) -> RunDir
     from convtrain.data.pipeline import make_datasets
     from convtrain.data.split import make_split, save_split
     from convtrain.model.build import build_model
-    from convtrain.train.fit import compile_model, fit, float32_outputs
+    from convtrain.train.fit import compile_model, fit
 
     experiment = _with_data_root(experiment)
     with keras_session(experiment, experiment.seed):
         split = make_split(experiment)
         datasets = make_datasets(experiment, split)
-        model = float32_outputs(build_model(experiment, len(split.classes)))
+        model = build_model(experiment, len(split.classes))
         compile_model(model, experiment, len(split.classes))
         monitor, note = Monitor.resolve(experiment.train.monitor, datasets.val is not None)
 
@@ -176,7 +176,7 @@ def resume_run(path: str) -> RunDir:
     import_tensorflow()  # the run directory is valid: now TensorFlow may start (quietly)
     from convtrain.data.pipeline import make_datasets
     from convtrain.model.build import build_model
-    from convtrain.train.fit import compile_model, fit, float32_outputs
+    from convtrain.train.fit import compile_model, fit
 
     checkpoints.recover(run, state.completed_epochs)
     # A different seed per resume point: restarting with the first epoch's seed would replay
@@ -188,7 +188,7 @@ def resume_run(path: str) -> RunDir:
             model = checkpoints.load_checkpoint(run.checkpoint("last"))
             compile_model(model, experiment, len(split.classes), optimizer=model.optimizer)
         else:
-            model = float32_outputs(build_model(experiment, len(split.classes)))
+            model = build_model(experiment, len(split.classes))
             compile_model(model, experiment, len(split.classes))
         if not isinstance(env, dict):
             env = environment(experiment.seed)
