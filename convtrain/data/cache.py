@@ -15,7 +15,6 @@ import json
 import os
 import re
 import sys
-import time
 import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +28,7 @@ from convtrain.data.decode import DECODER_VERSION, decode_image
 from convtrain.data.index import ImageIndex
 from convtrain.errors import ConvtrainError
 from convtrain.io import atomic_save, atomic_write_json
+from convtrain.progress import Progress
 
 CACHE_ENV = "CONVTRAIN_CACHE_DIR"
 MANIFEST_FORMAT = 1
@@ -251,39 +251,6 @@ def _remove_unused(directory: Path) -> None:
     for stale in directory.glob("images-*.npy"):
         if stale.name != current:
             stale.unlink(missing_ok=True)
-
-
-class Progress:
-    """A progress bar on stderr; plain lines every 10% when stderr is not a terminal (CI logs)."""
-
-    def __init__(self, total: int, label: str, *, enabled: bool = True):
-        self.total, self.label, self.done = total, label, 0
-        self.enabled = enabled and total > 0
-        self.tty = sys.stderr.isatty()
-        self.start = time.perf_counter()
-        self._last_decile = -1
-
-    def update(self, n: int) -> None:
-        self.done += n
-        if not self.enabled:
-            return
-        frac = self.done / self.total
-        elapsed = time.perf_counter() - self.start
-        if self.tty:
-            bar = "#" * int(frac * 30)
-            print(
-                f"\r{self.label} [{bar:<30}] {self.done}/{self.total} {elapsed:.1f}s",
-                end="",
-                file=sys.stderr,
-                flush=True,
-            )
-        elif int(frac * 10) > self._last_decile:
-            self._last_decile = int(frac * 10)
-            print(f"{self.label}: {self.done}/{self.total} ({elapsed:.1f}s)", file=sys.stderr)
-
-    def close(self) -> None:
-        if self.enabled and self.tty:
-            print(file=sys.stderr)
 
 
 def recorded_failures(root: Path, data: DataConfig) -> dict[str, str] | None:

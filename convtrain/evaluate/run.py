@@ -28,8 +28,8 @@ from convtrain.evaluate.metrics import (
     confused_pairs,
     softmax_if_logits,
 )
-from convtrain.evaluate.progress import Progress
 from convtrain.evaluate.reports import format_summary, metrics_summary, write_reports
+from convtrain.progress import Progress
 from convtrain.rundir import RunDir
 
 
@@ -94,7 +94,7 @@ def _predict(model: Any, experiment: Experiment, items: tuple, num_classes: int)
 
     dataset = make_eval_dataset(experiment, items, num_classes)
     batches = math.ceil(len(items) / experiment.train.batch_size)
-    progress = Progress("evaluate", batches)
+    progress = Progress(batches, "evaluate")
     outputs = []
     for images, _ in dataset:
         outputs.append(np.asarray(model.predict_on_batch(images)))
