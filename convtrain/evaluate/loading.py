@@ -43,17 +43,9 @@ def load_model(run: RunDir, checkpoint: str) -> Any:
     from convtrain.tfquiet import import_tensorflow
 
     import_tensorflow()
-    import keras
+    from convtrain.train.checkpoints import load_checkpoint
 
-    try:
-        return keras.models.load_model(path, safe_mode=True, compile=False)
-    except Exception as exc:  # noqa: BLE001 - a damaged file can fail anywhere in Keras/zipfile/h5py
-        text = str(exc).strip()
-        detail = text.splitlines()[0][:200] if text else ""
-        raise ConvtrainError(
-            f"{path}: cannot load the checkpoint (expected a complete .keras file written by "
-            f"`convtrain train`; received {exc.__class__.__name__}{': ' + detail if detail else ''})"
-        ) from None
+    return load_checkpoint(path, compile=False)
 
 
 def check_model(model: Any, path: Path, experiment: Experiment, num_classes: int) -> None:

@@ -53,14 +53,14 @@ def save_final(run: RunDir, model: Any) -> None:
     atomic_save(run.final_model, lambda p: model.save(p), suffix=".keras")
 
 
-def load_checkpoint(path: Path) -> Any:
-    """A compiled model with its optimizer state, loaded in Keras's safe mode."""
+def load_checkpoint(path: Path, compile: bool = True) -> Any:
+    """The model (compiled, with its optimizer state, unless `compile=False`) in Keras's safe mode."""
     import keras
 
     if not path.is_file():
         raise ConvtrainError(f"{path}: missing from the run directory")
     try:
-        return keras.models.load_model(path, safe_mode=True, compile=True)
+        return keras.models.load_model(path, safe_mode=True, compile=compile)
     except Exception as exc:  # noqa: BLE001 - a damaged file can fail anywhere inside Keras/h5py/zipfile
         text = str(exc).strip()
         detail = text.splitlines()[0][:200] if text else ""
