@@ -7,6 +7,7 @@ label: every class is labelled, fonts shrink only down to a legible minimum.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -45,7 +46,8 @@ def plot_confusion_matrix(
     ax.set_yticks(range(n), classes, fontsize=font)
     ax.set_xlabel("Predicted class")
     ax.set_ylabel("True class")
-    ax.set_title(title)
+    # Wrapped to the figure's width: a long run name must not push the title off the image.
+    ax.set_title("\n".join(textwrap.wrap(title, width=int(8 * side))))
     if n <= ANNOTATE_MAX_CLASSES:
         for i in range(n):
             for j in range(n):
@@ -105,8 +107,9 @@ def plot_per_class_accuracy(
         label=f"mean per-class accuracy {mean:.3f}",
     )
     if n <= 40:
+        # Inside the bar's left end, clear of the mean line; after the bar when it is too short.
         for yi, v in zip(y, values, strict=True):
-            ax.text(min(v + 0.01, 0.93), yi, f"{v:.2f}", va="center", fontsize=font)
+            ax.text(0.01 if v >= 0.12 else v + 0.01, yi, f"{v:.2f}", va="center", fontsize=font)
     ax.set_xlim(0.0, 1.0)
     ax.set_xlabel("Accuracy (recall) on the split")
     ax.set_ylabel("Class (images in the split)")

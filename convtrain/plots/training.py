@@ -67,8 +67,13 @@ def _learning_rate(ax: Axes, history: History, best: Best) -> None:
     ax.plot(history.epochs, lr, marker="o", markersize=3, color="tab:purple")
     finite = lr[np.isfinite(lr)]
     # A decaying schedule spans decades: a log axis shows each step, a linear one flattens them.
-    if finite.min() > 0 and finite.max() / finite.min() > 10:
+    if finite.size and finite.min() > 0 and finite.max() / finite.min() > 10:
         ax.set_yscale("log")
+    elif finite.size:
+        # Linear from zero, without matplotlib's offset notation (a constant 1e-4 would otherwise
+        # be drawn as "0.000100 + 1e-6" ticks around a flat line).
+        ax.set_ylim(0.0, float(finite.max()) * 1.15 or 1.0)
+        ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3), useOffset=False)
     if best is not None:
         ax.axvline(best[0], color=BEST_COLOR, linestyle="--", linewidth=1)
 
