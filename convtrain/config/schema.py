@@ -225,6 +225,8 @@ class TrainConfig(Section):
     deterministic: bool = False  # tf.config.experimental.enable_op_determinism: slower, repeatable
     mixed_precision: Literal["float32", "bfloat16", "float16"] = "float32"
     jit_compile: bool = False
+    # Multiply optimizer.learning_rate by the number of replicas (the linear scaling rule).
+    scale_lr_with_replicas: bool = False
 
 
 class EvalConfig(Section):
@@ -234,7 +236,13 @@ class EvalConfig(Section):
 
 
 class DistributeConfig(Section):
+    """tf.distribute: see docs/distribute.md."""
+
     strategy: Literal["auto", "one_device", "mirrored", "multi_worker"] = "auto"
+    # Split the CPU into this many logical devices (for `mirrored` without GPUs, and tests).
+    cpu_devices: Annotated[int, Field(ge=1, le=64)] = 1
+    # Seconds a multi-worker run waits for the other workers (start-up, each step) before failing.
+    timeout: Annotated[float, Field(gt=0.0)] = 300.0
 
 
 class SweepConfig(Section):
