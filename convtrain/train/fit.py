@@ -100,6 +100,7 @@ def fit(
     *,
     progress_bar: bool | None = None,
     out: TextIO | None = None,
+    extra_callbacks: Sequence[Any] = (),
 ) -> TrainState:
     """Train the compiled `model` from `state.completed_epochs` to `state.epochs`, save model.keras.
 
@@ -122,6 +123,7 @@ def fit(
         NanGuard(),
         recorder,
         EpochSummaries(run.tensorboard),
+        *extra_callbacks,
     ]
     weights = (
         balanced_class_weights(labels) if experiment.train.class_weight == "balanced" else None
