@@ -154,6 +154,20 @@ def _train_command(sweep: Sweep, trial: Trial) -> list[str]:
     ]
 
 
+def _run_trial(cmd: list[str], trial_id: str) -> tuple[int, str | None]:
+    """Run one trial, passing its output through live; return its exit code and last stderr line."""
+    # Unbuffered: the trial's per-epoch lines appear as they happen, not when it ends.
+    env = {**os.environ, "CONVTRAIN_SWEEP_TRIAL": trial_id, "PYTHONUNBUFFERED": "1"}
+    last: str | None = None
+    with subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, bufsize=1) as proc:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            sys.stderr.write(line)
+            if line.strip():
+                last = line.rstrip("\n")
+    return proc.returncode, last
+
+
 def run_trials(sweep: Sweep, retry_failed: bool = False) -> None:
     total = len(sweep.trials)
     for n, trial in enumerate(sweep.trials, 1):
@@ -165,24 +179,19 @@ def run_trials(sweep: Sweep, retry_failed: bool = False) -> None:
         click.echo(f"[{n}/{total}] {trial.id} running: {' '.join(trial.overrides)}")
         trial.status, trial.error = "running", None
         sweep.save()
-        env = {**os.environ, "CONVTRAIN_SWEEP_TRIAL": trial.id}
-        proc = subprocess.run(
-            _train_command(sweep, trial), env=env, stderr=subprocess.PIPE, text=True
-        )
-        sys.stderr.write(proc.stderr)
+        returncode, last_error = _run_trial(_train_command(sweep, trial), trial.id)
         run = _find_run(sweep, trial)
         trial.run_dir = str(run) if run else None
-        trial.returncode = proc.returncode
-        if proc.returncode == 130:
+        trial.returncode = returncode
+        if returncode == 130:
             trial.status = "running"  # interrupted: resumed next time
             sweep.save()
             raise click.exceptions.Exit(130)
-        if proc.returncode == 0:
+        if returncode == 0:
             trial.status = "completed"
         else:
             trial.status = "failed"
-            errors = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-            trial.error = errors[-1] if errors else f"exit code {proc.returncode}"
+            trial.error = last_error or f"exit code {returncode}"
             click.echo(f"[{n}/{total}] {trial.id} failed: {trial.error}", err=True)
         sweep.save()
     done = sum(t.status == "completed" for t in sweep.trials)
