@@ -8,9 +8,12 @@ own config.yaml, split.json and state.json and continues from the last committed
 from __future__ import annotations
 
 import re
+import shutil
 import sys
-from collections.abc import Callable, Iterator, Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from convtrain.config.load import dump_config, load_config
@@ -19,7 +22,8 @@ from convtrain.errors import ConvtrainError
 from convtrain.io import atomic_write_json, atomic_write_text
 from convtrain.rundir import RunDir
 from convtrain.tfquiet import import_tensorflow
-from convtrain.train import checkpoints
+from convtrain.train import checkpoints, distribute
+from convtrain.train.distribute import Cluster, Placement
 from convtrain.train.environment import environment, session
 from convtrain.train.optim import PlateauState
 from convtrain.train.state import Monitor, TrainState, write_history
@@ -34,7 +38,10 @@ def run_train(
     name: str | None = None,
     runs_dir: str = "runs",
     resume: str | None = None,
+    workers: str | None = None,
+    worker_index: int | None = None,
 ) -> RunDir:
+    """Train a config (or resume a run); `workers`/`worker_index` name a multi-worker cluster."""
     if resume is not None:
         given = [
             what for what, v in (("CONFIG", config), ("--set", overrides), ("--name", name)) if v
@@ -44,12 +51,14 @@ def run_train(
                 f"--resume {resume}: a resumed run uses its own config.yaml and name; expected "
                 f"no CONFIG, --set or --name, received {' and '.join(given)}"
             )
-        return resume_run(resume)
+        return resume_run(resume, workers, worker_index)
     if config is None:
         raise ConvtrainError(
             "train: expected a CONFIG file (or --resume RUN_DIR to continue a run), received neither"
         )
-    return start_run(load_config(config, overrides), _run_name(name), runs_dir)
+    experiment = load_config(config, overrides)
+    cluster = distribute.resolve_cluster(experiment.distribute.strategy, workers, worker_index)
+    return start_run(experiment, _run_name(name), runs_dir, cluster)
 
 
 def _run_name(name: str | None) -> str | None:
@@ -66,36 +75,27 @@ def _run_name(name: str | None) -> str | None:
     return name
 
 
-# distribute.strategy -> tf.distribute strategy, given TensorFlow and the visible GPUs.
-STRATEGIES: dict[str, Callable[[Any, list], Any]] = {
-    # Several GPUs: one replica each; otherwise TensorFlow's default single-device placement.
-    "auto": lambda tf, gpus: (
-        tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
-    ),
-    "one_device": lambda tf, gpus: tf.distribute.OneDeviceStrategy("/gpu:0" if gpus else "/cpu:0"),
-    "mirrored": lambda tf, gpus: tf.distribute.MirroredStrategy(),
-    # Workers come from the TF_CONFIG environment variable; without it, a single worker.
-    "multi_worker": lambda tf, gpus: tf.distribute.MultiWorkerMirroredStrategy(),
-}
-
-
 @contextmanager
-def keras_session(experiment: Experiment, seed: int) -> Iterator[None]:
-    """Seed, determinism, dtype policy and distribution strategy, set before anything is built."""
+def keras_session(
+    experiment: Experiment, seed: int, cluster: Cluster | None = None
+) -> Iterator[Placement]:
+    """Strategy, seed, determinism and dtype policy, set before anything is built.
+
+    The strategy comes first: TensorFlow configures devices and collectives only before its
+    first operation. Model, optimizer and metrics are then created in the strategy's scope.
+    """
     import keras
     import tensorflow as tf
 
+    placement = distribute.create_strategy(experiment, cluster)
     keras.utils.set_random_seed(seed)
     if experiment.train.deterministic:
         tf.config.experimental.enable_op_determinism()
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(POLICIES[experiment.train.mixed_precision])
-    strategy = STRATEGIES[experiment.distribute.strategy](
-        tf, tf.config.list_physical_devices("GPU")
-    )
     try:
-        with strategy.scope():
-            yield
+        with placement.strategy.scope():
+            yield placement
     finally:
         keras.mixed_precision.set_global_policy(previous)
 
@@ -108,39 +108,115 @@ def _with_data_root(experiment: Experiment) -> Experiment:
     return experiment.model_copy(update={"data": data})
 
 
-def start_run(experiment: Experiment, name: str | None, runs_dir: str) -> RunDir:
+def start_run(
+    experiment: Experiment, name: str | None, runs_dir: str, cluster: Cluster | None = None
+) -> RunDir:
     import_tensorflow()  # the config is valid: now TensorFlow may start (quietly)
     from convtrain.data.pipeline import make_datasets
     from convtrain.data.split import make_split, save_split
     from convtrain.model.build import build_model
-    from convtrain.train.fit import compile_model, fit
+    from convtrain.train.fit import compile_model
 
     experiment = _with_data_root(experiment)
-    with keras_session(experiment, experiment.seed):
+    with keras_session(experiment, experiment.seed, cluster) as placement:
+        distribute.per_replica_batch(experiment.train.batch_size, placement.replicas)
+        trained = distribute.scaled_for_replicas(experiment, placement.replicas)
         split = make_split(experiment)
-        datasets = make_datasets(experiment, split)
+        datasets = distribute.shard(make_datasets(experiment, split), placement)
         model = build_model(experiment, len(split.classes))
-        compile_model(model, experiment, len(split.classes))
+        compile_model(model, trained, len(split.classes))
         monitor, note = Monitor.resolve(experiment.train.monitor, datasets.val is not None)
 
-        run = RunDir.create(runs_dir, name or experiment.name)
-        atomic_write_text(run.config, dump_config(experiment))
-        save_split(split, run.split)
-        atomic_write_json(run.environment, environment(experiment.seed))
+        # Every worker has validated its part before the chief creates the run directory.
+        placement.agree("", "waiting for the other workers to be ready")
+        if placement.is_chief:
+            run = RunDir.create(runs_dir, name or experiment.name)
+            atomic_write_text(run.config, dump_config(experiment))
+            save_split(split, run.split)
+            atomic_write_json(
+                run.environment,
+                {**environment(experiment.seed), "distribute": _placement_json(placement, trained)},
+            )
+        agreed = placement.agree(
+            run.path.name if placement.is_chief else "", "agreeing on the run directory"
+        )
+        run = RunDir(Path(runs_dir) / agreed)
         state = TrainState(
             status="running",
             epochs=experiment.train.epochs,
             monitor=monitor,
-            plateau=_plateau(experiment),
+            plateau=_plateau(trained),
         )
-        state.save(run)
-        write_history(run, state)
-        print(f"run directory: {run.path}", file=sys.stderr, flush=True)
-        if note:
-            print(note, file=sys.stderr, flush=True)
-        state = fit(model, datasets, experiment, run, state)
-    _finish(run, experiment, state)
+        with _workspace(run, placement) as work:
+            state.save(work)
+            write_history(work, state)
+            print(f"run directory: {run.path}", file=sys.stderr, flush=True)
+            if note:
+                print(note, file=sys.stderr, flush=True)
+            state = _fit(model, datasets, trained, run, work, state, placement)
+    _finish(run, experiment, state, placement)
     return run
+
+
+def _placement_json(placement: Placement, trained: Experiment) -> dict[str, Any]:
+    return placement.to_json(trained.train.batch_size, trained.train.optimizer.learning_rate)
+
+
+@contextmanager
+def _workspace(run: RunDir, placement: Placement) -> Iterator[RunDir]:
+    """Where this process writes: the run directory on the chief, a scratch folder elsewhere.
+
+    The other workers of a multi-worker run train and save exactly as the chief does (Keras's
+    multi-worker practice), into a folder of their own that is removed at the end, so they never
+    touch the chief's files.
+    """
+    if placement.is_chief:
+        yield run
+        return
+    scratch = Path(tempfile.mkdtemp(prefix=f"convtrain-{run.path.name}-worker-"))
+    print(
+        f"multi-worker: the chief writes the run directory; this worker's checkpoints go to "
+        f"{scratch} (removed at the end)",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        yield RunDir(scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _fit(
+    model: Any,
+    datasets: Any,
+    trained: Experiment,
+    run: RunDir,
+    work: RunDir,
+    state: TrainState,
+    placement: Placement,
+) -> TrainState:
+    """fit, with a lost worker turned into a failed (resumable) run and a one-line error."""
+    from convtrain.train.fit import fit, settle
+
+    try:
+        with placement.waiting("training"):
+            return fit(
+                model,
+                datasets,
+                trained,
+                work,
+                state,
+                extra_callbacks=distribute.watchdog_callback(placement),
+            )
+    except distribute.peer_errors() as exc:
+        if placement.cluster is None or not placement.multi_worker:
+            raise
+        message = distribute.lost_peer_message(
+            placement.cluster, exc, f"convtrain train --resume {run.path}"
+        )
+        print(file=sys.stdout, flush=True)  # end a half-drawn progress bar
+        settle(work, "failed", lambda _: message)
+        raise ConvtrainError(message) from None
 
 
 def _plateau(experiment: Experiment) -> PlateauState | None:
@@ -149,11 +225,13 @@ def _plateau(experiment: Experiment) -> PlateauState | None:
     return PlateauState(lr=experiment.train.optimizer.learning_rate)
 
 
-def resume_run(path: str) -> RunDir:
+def resume_run(path: str, workers: str | None = None, worker_index: int | None = None) -> RunDir:
     from convtrain.data.split import load_split
 
     run = RunDir.open(path, need=("config", "split", "state"))
     experiment = load_config(run.config)
+    cluster = distribute.resolve_cluster(experiment.distribute.strategy, workers, worker_index)
+    chief = cluster is None or cluster.is_chief
     split = load_split(run.split)
     state = TrainState.load(run)
     if state.status == "completed":
@@ -161,7 +239,7 @@ def resume_run(path: str) -> RunDir:
             f"{run.path}: nothing to resume, the run completed {state.completed_epochs} of "
             f"{state.epochs} epochs; evaluate it with `convtrain evaluate {run.path}`"
         )
-    pid = state.alive_elsewhere()
+    pid = state.alive_elsewhere() if chief else None  # the other workers never write the run
     if pid is not None:
         raise ConvtrainError(
             f"{run.path}: still being trained by process {pid} on this machine; wait for it, "
@@ -176,34 +254,46 @@ def resume_run(path: str) -> RunDir:
     import_tensorflow()  # the run directory is valid: now TensorFlow may start (quietly)
     from convtrain.data.pipeline import make_datasets
     from convtrain.model.build import build_model
-    from convtrain.train.fit import compile_model, fit
+    from convtrain.train.fit import compile_model
 
-    checkpoints.recover(run, state.completed_epochs)
+    if chief:
+        checkpoints.recover(run, state.completed_epochs)
     # A different seed per resume point: restarting with the first epoch's seed would replay
     # its dropout and augmentation draws.
     seed = experiment.seed + state.completed_epochs
-    with keras_session(experiment, seed):
-        datasets = make_datasets(experiment, split)
+    with keras_session(experiment, seed, cluster) as placement:
+        distribute.per_replica_batch(experiment.train.batch_size, placement.replicas)
+        trained = distribute.scaled_for_replicas(experiment, placement.replicas)
+        datasets = distribute.shard(make_datasets(experiment, split), placement)
+        # The chief has recovered the checkpoints before any worker passes this point.
+        placement.agree("", "waiting for the other workers to be ready")
         if state.completed_epochs:
             model = checkpoints.load_checkpoint(run.checkpoint("last"))
-            compile_model(model, experiment, len(split.classes), optimizer=model.optimizer)
+            compile_model(model, trained, len(split.classes), optimizer=model.optimizer)
         else:
             model = build_model(experiment, len(split.classes))
-            compile_model(model, experiment, len(split.classes))
-        if not isinstance(env, dict):
-            env = environment(experiment.seed)
-        env.setdefault("resumed", []).append(
-            {**session(), "seed": seed, "completed_epochs": state.completed_epochs}
-        )
-        atomic_write_json(run.environment, env)
-        write_history(run, state)
+            compile_model(model, trained, len(split.classes))
+        if chief:
+            if not isinstance(env, dict):
+                env = environment(experiment.seed)
+            env.setdefault("resumed", []).append(
+                {
+                    **session(),
+                    "seed": seed,
+                    "completed_epochs": state.completed_epochs,
+                    "distribute": _placement_json(placement, trained),
+                }
+            )
+            atomic_write_json(run.environment, env)
+            write_history(run, state)
         print(
             f"resuming {run.path} at epoch {state.completed_epochs + 1} of {state.epochs}",
             file=sys.stderr,
             flush=True,
         )
-        state = fit(model, datasets, experiment, run, state)
-    _finish(run, experiment, state)
+        with _workspace(run, placement) as work:
+            state = _fit(model, datasets, trained, run, work, state, placement)
+    _finish(run, experiment, state, placement)
     return run
 
 
@@ -222,9 +312,16 @@ def _headline(metrics: dict[str, Any]) -> str:
     return ", ".join(parts) or "no metrics"
 
 
-def _finish(run: RunDir, experiment: Experiment, state: TrainState) -> None:
+def _finish(run: RunDir, experiment: Experiment, state: TrainState, placement: Placement) -> None:
     from convtrain.evaluate.run import evaluate_run
 
+    if not placement.is_chief:
+        print(
+            f"multi-worker: trained {state.completed_epochs} epochs; the chief evaluates and "
+            f"writes the reports of {run.path}",
+            file=sys.stderr,
+        )
+        return
     if state.stopped_early and experiment.train.early_stopping is not None:
         print(
             f"early stopping after epoch {state.completed_epochs}: no {state.monitor.name} "

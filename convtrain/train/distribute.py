@@ -1,0 +1,482 @@
+"""Scaling out through tf.distribute: devices, the cluster, the strategy, and who writes what.
+
+The cluster of a multi-worker run comes from TF_CONFIG or from `--workers`/`--worker-index`
+and is validated here, before TensorFlow starts. Every worker trains the same config; only the
+chief writes the run directory, the others write their checkpoints to a scratch folder of their
+own (deleted at the end), as Keras's multi-worker guide does. The chief tells the other workers
+the run directory's name over the strategy's own collectives, so all of them agree on it.
+
+A worker that stops answering must not hang the others: TensorFlow's health checks turn a lost
+peer into an error during training, and a watchdog bounds every wait for the other workers
+(start-up, agreeing on the run directory, each training step) by `distribute.timeout`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from functools import cache
+from typing import TYPE_CHECKING, Any, TextIO
+
+from convtrain.config.schema import DistributeConfig, Experiment
+from convtrain.errors import ConvtrainError
+
+if TYPE_CHECKING:
+    from convtrain.data.pipeline import Datasets
+
+_ADDRESS = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
+_NAME_WIDTH = 256  # bytes of the run directory's name sent to the other workers
+
+
+# --- the cluster ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """The workers of a multi-worker run, and which task this process is."""
+
+    workers: tuple[str, ...]
+    chief: str | None  # TF_CONFIG's optional "chief" job (one task); None: worker 0 is chief
+    task_type: str  # "worker" or "chief"
+    task_index: int
+    source: str  # where it came from: "TF_CONFIG" or "--workers"
+
+    @property
+    def is_chief(self) -> bool:
+        return self.task_type == "chief" or (self.chief is None and self.task_index == 0)
+
+    @property
+    def size(self) -> int:
+        return len(self.workers) + (self.chief is not None)
+
+    @property
+    def address(self) -> str:
+        return self.chief if self.task_type == "chief" else self.workers[self.task_index]  # type: ignore[return-value]
+
+    def describe(self) -> str:
+        role = "chief" if self.is_chief else "worker"
+        return f"{self.task_type} {self.task_index} of {self.size} ({self.address}, {role})"
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        return self.workers if self.chief is None else (self.chief, *self.workers)
+
+    def spec(self) -> dict[str, list[str]]:
+        jobs = {"worker": list(self.workers)}
+        if self.chief is not None:
+            jobs["chief"] = [self.chief]
+        return jobs
+
+
+def _addresses(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        raise ConvtrainError(f"{where}: expected a list of host:port addresses, received {value!r}")
+    for item in value:
+        match = _ADDRESS.match(item) if isinstance(item, str) else None
+        if match is None or not 0 < int(match.group(2)) < 65536:
+            raise ConvtrainError(
+                f"{where}: expected host:port addresses (port 1-65535), received {item!r}"
+            )
+    if len(set(value)) != len(value):
+        raise ConvtrainError(f"{where}: expected distinct addresses, received {value!r}")
+    return tuple(value)
+
+
+def cluster_from_tf_config(text: str) -> Cluster:
+    """The cluster described by a TF_CONFIG value (jobs `worker` and optionally `chief`)."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConvtrainError(
+            f"TF_CONFIG: expected JSON, received {text[:60]!r} ({exc.msg} at character {exc.pos})"
+        ) from None
+    if not isinstance(data, dict) or not isinstance(data.get("cluster"), dict):
+        raise ConvtrainError(
+            'TF_CONFIG: expected {"cluster": {"worker": [...]}, "task": {"type": "worker", '
+            f'"index": N}}}}, received {text[:80]!r}'
+        )
+    jobs = data["cluster"]
+    unknown = sorted(set(jobs) - {"worker", "chief"})
+    if unknown:
+        raise ConvtrainError(
+            f"TF_CONFIG: cluster: expected the jobs worker and (optionally) chief, received {unknown}"
+        )
+    workers = _addresses(jobs.get("worker"), "TF_CONFIG: cluster.worker")
+    chief = None
+    if "chief" in jobs:
+        chiefs = _addresses(jobs["chief"], "TF_CONFIG: cluster.chief")
+        if len(chiefs) != 1:
+            raise ConvtrainError(
+                f"TF_CONFIG: cluster.chief: expected one address, received {len(chiefs)}"
+            )
+        chief = chiefs[0]
+    task = data.get("task")
+    if not isinstance(task, dict):
+        raise ConvtrainError(
+            f'TF_CONFIG: task: expected {{"type": ..., "index": ...}}, received {task!r}'
+        )
+    task_type, index = task.get("type"), task.get("index", 0)
+    if task_type not in jobs:
+        raise ConvtrainError(
+            f"TF_CONFIG: task.type: expected one of the cluster's jobs {sorted(jobs)}, received {task_type!r}"
+        )
+    size = len(workers) if task_type == "worker" else 1
+    if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < size:
+        raise ConvtrainError(
+            f"TF_CONFIG: task.index: expected an integer in 0..{size - 1}, received {index!r}"
+        )
+    return Cluster(workers, chief, task_type, index, "TF_CONFIG")
+
+
+def cluster_from_flags(workers: str, index: int) -> Cluster:
+    addresses = _addresses([w.strip() for w in workers.split(",")], "--workers")
+    if not 0 <= index < len(addresses):
+        raise ConvtrainError(
+            f"--worker-index: expected an integer in 0..{len(addresses) - 1} (one per --workers "
+            f"address), received {index}"
+        )
+    return Cluster(addresses, None, "worker", index, "--workers")
+
+
+def resolve_cluster(
+    strategy: str,
+    workers: str | None = None,
+    worker_index: int | None = None,
+    environ: Mapping[str, str] = os.environ,
+) -> Cluster | None:
+    """The cluster of a `multi_worker` run; None for a single process (or any other strategy)."""
+    if (workers is None) != (worker_index is None):
+        given, missing = (
+            ("--workers", "--worker-index") if workers else ("--worker-index", "--workers")
+        )
+        raise ConvtrainError(
+            f"{given}: expected {missing} too (both or neither), received only {given}"
+        )
+    tf_config = environ.get("TF_CONFIG", "").strip()
+    if workers is not None:
+        if strategy != "multi_worker":
+            raise ConvtrainError(
+                f"--workers: expected distribute.strategy multi_worker, received {strategy} "
+                f"(add --set distribute.strategy=multi_worker)"
+            )
+        if tf_config:
+            raise ConvtrainError(
+                "--workers: expected the cluster from either TF_CONFIG or --workers, received both "
+                "(unset TF_CONFIG or drop --workers and --worker-index)"
+            )
+        return cluster_from_flags(workers, worker_index)  # type: ignore[arg-type]
+    if strategy == "multi_worker" and tf_config:
+        return cluster_from_tf_config(tf_config)
+    return None
+
+
+# --- devices and strategies -----------------------------------------------------------------
+
+
+def configure_devices(tf: Any, config: DistributeConfig) -> list:
+    """GPU memory growth and the CPU's logical devices, set before TensorFlow initialises them.
+
+    Memory growth lets a GPU shared with other jobs (or several convtrain runs) allocate what it
+    needs instead of all of its memory at once. `cpu_devices` splits the CPU into logical devices
+    so `mirrored` can be tried, and tested, without GPUs.
+    """
+    gpus = tf.config.list_physical_devices("GPU")
+    try:
+        for gpu in gpus:
+            if not tf.config.experimental.get_memory_growth(gpu):
+                tf.config.experimental.set_memory_growth(gpu, True)
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        have = tf.config.get_logical_device_configuration(cpu)
+        if config.cpu_devices > 1 and len(have or ()) != config.cpu_devices:
+            tf.config.set_logical_device_configuration(
+                cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(config.cpu_devices)]
+            )
+    except RuntimeError as exc:
+        raise ConvtrainError(
+            f"distribute: expected to configure the devices before TensorFlow started, but it "
+            f"already had ({exc}); run one training per process"
+        ) from None
+    return gpus
+
+
+@cache
+def _multi_worker_class(tf: Any) -> type:
+    class MultiWorkerStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+        """MultiWorkerMirroredStrategy accepting the reductions Keras 3 asks of it.
+
+        Keras's trainer reduces a whole (images, labels) batch in one call, and per-replica
+        scalar logs with axis=0; TensorFlow's multi-worker reduce takes one value (a nest is a
+        TODO in distribute_lib) and needs axis=None for scalars. Both are mapped here.
+        """
+
+        def reduce(self, reduce_op: Any, value: Any, axis: int | None = None) -> Any:
+            def one(v: Any) -> Any:
+                rank = self.experimental_local_results(v)[0].shape.rank
+                return super(MultiWorkerStrategy, self).reduce(
+                    reduce_op, v, None if rank == 0 else axis
+                )
+
+            return tf.nest.map_structure(one, value)
+
+    return MultiWorkerStrategy
+
+
+def _auto(tf: Any, gpus: list, cluster: Cluster | None) -> Any:
+    # Several GPUs: one replica each; otherwise the default placement (the GPU, else the CPU).
+    return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+
+
+def _one_device(tf: Any, gpus: list, cluster: Cluster | None) -> Any:
+    return tf.distribute.OneDeviceStrategy("/gpu:0" if gpus else "/cpu:0")
+
+
+def _mirrored(tf: Any, gpus: list, cluster: Cluster | None) -> Any:
+    # Without GPUs, MirroredStrategy() would take CPU:0 only; mirror the logical CPUs instead.
+    kind = "GPU" if gpus else "CPU"
+    return tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices(kind)])
+
+
+def _multi_worker(tf: Any, gpus: list, cluster: Cluster | None) -> Any:
+    if cluster is None:
+        return _multi_worker_class(tf)()  # one local worker
+    resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
+        tf.train.ClusterSpec(cluster.spec()),
+        task_type=cluster.task_type,
+        task_id=cluster.task_index,
+        rpc_layer="grpc",
+    )
+    return _multi_worker_class(tf)(cluster_resolver=resolver)
+
+
+STRATEGIES: dict[str, Callable[[Any, list, Cluster | None], Any]] = {
+    "auto": _auto,
+    "one_device": _one_device,
+    "mirrored": _mirrored,
+    "multi_worker": _multi_worker,
+}
+
+
+# --- what a strategy means for the run ------------------------------------------------------
+
+
+def per_replica_batch(global_batch: int, replicas: int) -> int:
+    """train.batch_size is the global batch: each step splits it evenly across the replicas."""
+    if global_batch % replicas:
+        lower = global_batch - global_batch % replicas
+        options = " or ".join(str(b) for b in (lower, lower + replicas) if b > 0)
+        raise ConvtrainError(
+            f"train.batch_size: expected a multiple of the {replicas} replicas (the global batch "
+            f"is split evenly across them), received {global_batch}; try {options}"
+        )
+    return global_batch // replicas
+
+
+def scaled_for_replicas(experiment: Experiment, replicas: int) -> Experiment:
+    """The experiment as trained: the base learning rate times the replicas when asked for.
+
+    The linear scaling rule (Goyal et al., 2017): a k times larger global batch takes k times
+    fewer steps per epoch, so each step moves k times further. Absolute floors (`min_lr`) stay.
+    """
+    train = experiment.train
+    if not train.scale_lr_with_replicas or replicas == 1:
+        return experiment
+    optimizer = train.optimizer.model_copy(
+        update={"learning_rate": train.optimizer.learning_rate * replicas}
+    )
+    return experiment.model_copy(
+        update={"train": train.model_copy(update={"optimizer": optimizer})}
+    )
+
+
+@dataclass(frozen=True)
+class Placement:
+    """The strategy a run trains under, and this process's part in it."""
+
+    strategy: Any
+    name: str  # distribute.strategy
+    replicas: int
+    cluster: Cluster | None
+    watchdog: Watchdog | None  # set for a multi-worker cluster
+
+    @property
+    def is_chief(self) -> bool:
+        return self.cluster is None or self.cluster.is_chief
+
+    @property
+    def multi_worker(self) -> bool:
+        return self.cluster is not None and self.cluster.size > 1
+
+    def to_json(self, global_batch: int, learning_rate: float) -> dict[str, Any]:
+        """What environment.json records about the distribution."""
+        return {
+            "strategy": self.name,
+            "tf_strategy": type(self.strategy).__name__,
+            "replicas": self.replicas,
+            "global_batch": global_batch,
+            "per_replica_batch": global_batch // self.replicas,
+            "learning_rate": learning_rate,
+            "workers": None if self.cluster is None else self.cluster.spec(),
+            "task": None if self.cluster is None else self.cluster.describe(),
+        }
+
+    def agree(self, text: str, what: str) -> str:
+        """The chief's `text` on every worker; also a barrier (no worker passes it alone)."""
+        if not self.multi_worker:
+            return text
+        import tensorflow as tf
+
+        data = text.encode("utf-8")
+        if len(data) > _NAME_WIDTH:
+            raise ValueError(f"expected at most {_NAME_WIDTH} bytes, received {len(data)}")
+        # Each of the chief's replicas sends [1, bytes...]; the others send zeros. The sum holds
+        # the chief's replica count first, so any number of local replicas decodes the same.
+        mine = (
+            [1, *data, *bytes(_NAME_WIDTH - len(data))]
+            if self.is_chief
+            else [0] * (_NAME_WIDTH + 1)
+        )
+        with self.waiting(what):
+            # Inside a tf.function: run() called eagerly warns of its overhead.
+            sent = tf.function(lambda: self.strategy.run(lambda: tf.constant(mine, tf.int32)))()
+            total = self.strategy.reduce(tf.distribute.ReduceOp.SUM, sent, axis=None).numpy()
+        count = int(total[0])
+        return bytes(int(v) // count for v in total[1:] if v).decode("utf-8")
+
+    @contextmanager
+    def waiting(self, what: str) -> Iterator[None]:
+        if self.watchdog is None:
+            yield
+            return
+        self.watchdog.arm(what)
+        try:
+            yield
+        finally:
+            self.watchdog.disarm()
+
+
+def create_strategy(experiment: Experiment, cluster: Cluster | None) -> Placement:
+    """Configure the devices and create the strategy (first thing after TensorFlow starts)."""
+    import tensorflow as tf
+
+    config = experiment.distribute
+    gpus = configure_devices(tf, config)
+    watchdog = None
+    if cluster is not None and cluster.size > 1:
+        watchdog = Watchdog(config.timeout, cluster)
+        print(f"multi-worker: this is {cluster.describe()}", file=sys.stderr, flush=True)
+        watchdog.arm("waiting for all workers to start")
+    strategy = STRATEGIES[config.strategy](tf, gpus, cluster)
+    if watchdog is not None:
+        watchdog.disarm()
+    return Placement(strategy, config.strategy, strategy.num_replicas_in_sync, cluster, watchdog)
+
+
+def shard(datasets: Datasets, placement: Placement) -> Datasets:
+    """Each worker of a cluster keeps its share of every global batch.
+
+    The pipeline reads one memory-mapped cache, not files, so TensorFlow's file-based sharding
+    does not apply: DATA sharding has every worker run the (cheap) pipeline and keep its part.
+    """
+    if not placement.multi_worker:
+        return datasets
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    val = None if datasets.val is None else datasets.val.with_options(options)
+    return replace(datasets, train=datasets.train.with_options(options), val=val)
+
+
+def peer_errors() -> tuple[type[BaseException], ...]:
+    """What TensorFlow raises on a worker when another worker dies or stops answering."""
+    import tensorflow as tf
+
+    return (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError)
+
+
+def lost_peer_message(cluster: Cluster, exc: BaseException, resume: str) -> str:
+    detail = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    return (
+        f"multi-worker training stopped: another worker of the {cluster.size} stopped answering "
+        f"({type(exc).__name__}: {detail[:160]}); restart every worker with `{resume}`"
+    )
+
+
+# --- the watchdog ---------------------------------------------------------------------------
+
+
+class Watchdog:
+    """Ends the process with a one-line error when a wait for the other workers lasts too long.
+
+    A worker blocked in a collective op cannot be interrupted from Python, so the watchdog's
+    own thread prints the message and exits with os._exit (the run directory is left as a
+    `kill -9` leaves it: consistent and resumable).
+    """
+
+    def __init__(
+        self,
+        seconds: float,
+        cluster: Cluster,
+        out: TextIO | None = None,
+        exit: Callable[[int], Any] = os._exit,
+    ) -> None:
+        self.seconds, self.cluster = seconds, cluster
+        self.out, self.exit = out, exit
+        self._what: str | None = None
+        self._deadline = 0.0
+        self._lock = threading.Lock()
+        threading.Thread(target=self._watch, name="convtrain-watchdog", daemon=True).start()
+
+    def arm(self, what: str) -> None:
+        with self._lock:
+            self._what, self._deadline = what, time.monotonic() + self.seconds
+
+    def feed(self) -> None:
+        with self._lock:
+            self._deadline = time.monotonic() + self.seconds
+
+    def disarm(self) -> None:
+        with self._lock:
+            self._what = None
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(min(1.0, self.seconds / 4))
+            with self._lock:
+                what, late = self._what, time.monotonic() > self._deadline
+            if what is not None and late:
+                out = self.out or sys.stderr
+                print(
+                    f"error: multi-worker ({self.cluster.describe()}): {what}: no progress from "
+                    f"the other workers ({', '.join(self.cluster.addresses)}) in "
+                    f"{self.seconds:g} s (distribute.timeout); is every worker running?",
+                    file=out,
+                    flush=True,
+                )
+                self.exit(2)
+                return
+
+
+def watchdog_callback(placement: Placement) -> list[Any]:
+    """A Keras callback feeding the watchdog at every batch and epoch; none without one."""
+    if placement.watchdog is None:
+        return []
+    import keras
+
+    watchdog = placement.watchdog
+    feed = lambda *args, **kwargs: watchdog.feed()  # noqa: E731 - the same hook for every event
+    return [
+        keras.callbacks.LambdaCallback(
+            on_epoch_begin=feed,
+            on_epoch_end=feed,
+            on_train_batch_end=feed,
+            on_test_batch_end=feed,
+        )
+    ]
