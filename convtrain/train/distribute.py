@@ -344,7 +344,8 @@ class Placement:
         )
         with self.waiting(what):
             # Inside a tf.function: run() called eagerly warns of its overhead.
-            sent = tf.function(lambda: self.strategy.run(lambda: tf.constant(mine, tf.int32)))()
+            send = tf.function(lambda: self.strategy.run(tf.constant, (mine, tf.int32)))
+            sent = tf.autograph.experimental.do_not_convert(send)()
             total = self.strategy.reduce(tf.distribute.ReduceOp.SUM, sent, axis=None).numpy()
         count = int(total[0])
         return bytes(int(v) // count for v in total[1:] if v).decode("utf-8")
@@ -401,11 +402,24 @@ def peer_errors() -> tuple[type[BaseException], ...]:
     return (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError)
 
 
+_TASK = re.compile(r"/job:(worker|chief)/(?:replica:\d+/)?task:(\d+)")
+
+
 def lost_peer_message(cluster: Cluster, exc: BaseException, resume: str) -> str:
-    detail = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    """One line naming the worker TensorFlow reports as lost (when it names one)."""
+    who = "another worker"
+    for job, text in _TASK.findall(str(exc)):
+        index = int(text)
+        if (job, index) == (cluster.task_type, cluster.task_index):
+            continue
+        if job == "chief" and cluster.chief is not None:
+            who = f"the chief ({cluster.chief})"
+        elif job == "worker" and index < len(cluster.workers):
+            who = f"worker {index} ({cluster.workers[index]})"
+        break
     return (
-        f"multi-worker training stopped: another worker of the {cluster.size} stopped answering "
-        f"({type(exc).__name__}: {detail[:160]}); restart every worker with `{resume}`"
+        f"multi-worker training stopped: {who} stopped answering ({type(exc).__name__}); "
+        f"restart every worker of the {cluster.size} with `{resume}`"
     )
 
 
