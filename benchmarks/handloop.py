@@ -1,0 +1,87 @@
+"""The reference: the experiment's model trained by a minimal hand-written Keras loop.
+
+The training images are held in memory as one float32 tensor (no tf.data, no augmentation,
+no metrics, no callbacks), so its throughput is what the model alone costs on this machine.
+convtrain's trainer is compared against it: the ratio shows what the input pipeline and the
+trainer's bookkeeping cost (or save).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from convtrain.config.schema import Experiment
+
+
+def steady_rate(images: int, epoch_seconds: list[float]) -> float:
+    """Images/s of the median steady epoch (the first one traces and compiles: dropped)."""
+    steady = epoch_seconds[1:] or epoch_seconds
+    return images / float(np.median(steady))
+
+
+def in_memory_training_set(experiment: Experiment) -> tuple[np.ndarray, np.ndarray, int]:
+    """(uint8 images [N, H, W, C], int labels [N], classes) of the experiment's training split."""
+    from convtrain.data.pipeline import _cache_for
+    from convtrain.data.split import make_split
+
+    split = make_split(experiment)
+    everything = (*split.train, *split.val, *split.test)
+    cache = _cache_for(experiment.data, everything)
+    rows = np.array([cache.rows[path] for path, _ in split.train], dtype=np.int64)
+    labels = np.array([label for _, label in split.train], dtype=np.int32)
+    return np.asarray(cache.images[rows]), labels, len(split.classes)
+
+
+class HandLoop:
+    """The experiment's model, optimizer and loss in a GradientTape loop over in-memory tensors.
+
+    Build it inside convtrain.train.run.keras_session (seed, dtype policy, strategy).
+    """
+
+    def __init__(self, experiment: Experiment) -> None:
+        import keras
+        import tensorflow as tf
+
+        from convtrain.model.build import build_model
+        from convtrain.train.optim import make_optimizer
+
+        images, labels, num_classes = in_memory_training_set(experiment)
+        self.images = len(labels)
+        self._x = tf.constant(images.astype(np.float32) / 255.0)
+        self._y = tf.one_hot(labels, num_classes, dtype=tf.float32)
+        self._batch = experiment.train.batch_size
+        self._rng = np.random.default_rng(experiment.seed)
+        model = build_model(experiment, num_classes)
+        optimizer = make_optimizer(experiment.train.optimizer)
+        if experiment.train.mixed_precision == "float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        loss_fn = keras.losses.CategoricalCrossentropy(
+            label_smoothing=experiment.train.label_smoothing
+        )
+
+        @tf.function(jit_compile=experiment.train.jit_compile)
+        def step(x_all: tf.Tensor, y_all: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
+            xb, yb = tf.gather(x_all, index), tf.gather(y_all, index)
+            with tf.GradientTape() as tape:
+                loss = loss_fn(yb, model(xb, training=True))
+                if model.losses:
+                    loss = loss + tf.add_n(model.losses)
+                scaled = optimizer.scale_loss(loss)
+            grads = tape.gradient(scaled, model.trainable_variables)
+            optimizer.apply(grads, model.trainable_variables)
+            return loss
+
+        self._step = step
+
+    def epoch(self) -> float:
+        """Train one epoch in a new random order; its wall-clock seconds."""
+        import tensorflow as tf
+
+        order = self._rng.permutation(self.images)
+        start = time.perf_counter()
+        for i in range(0, self.images, self._batch):
+            loss = self._step(self._x, self._y, tf.constant(order[i : i + self._batch]))
+        float(loss)  # wait for the last step
+        return time.perf_counter() - start
