@@ -107,3 +107,12 @@ def test_unevaluated_run_is_a_clear_error(runs):
         str(exc.value)
         == f"{runs[0]}: no reports/metrics.json; run `convtrain evaluate {runs[0]}` first"
     )
+
+
+def test_a_key_one_config_omits_is_not_a_difference(runs):
+    """A config written without a defaulted section (an older convtrain) compares on its values."""
+    cfg = yaml.safe_load((runs[0] / "config.yaml").read_text())
+    del cfg["eval"], cfg["distribute"]
+    (runs[0] / "config.yaml").write_text(yaml.safe_dump(cfg))
+    summaries = compare.collect([str(r) for r in runs])
+    assert compare.differing(summaries) == ["model.layers[0].filters"]

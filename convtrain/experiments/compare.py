@@ -66,7 +66,7 @@ def _read_history(path: Path) -> list[dict[str, float]]:
 
 
 def summarize(path: Path) -> RunSummary:
-    from convtrain.config.load import load_config
+    from convtrain.config.load import dump_config, load_config
     from convtrain.model.inspect import totals
     from convtrain.model.shapes import plan_model
 
@@ -80,7 +80,9 @@ def summarize(path: Path) -> RunSummary:
     split = run.read_json(run.split)
     experiment = load_config(run.config)
     t = totals(plan_model(experiment, len(split["classes"])))
-    raw = yaml.safe_load(run.config.read_text(encoding="utf-8"))
+    # The validated config, not the file's text: defaults are filled in the same way for every
+    # run, so a key a run's file omits (or an older convtrain did not write) is not a difference.
+    raw = yaml.safe_load(dump_config(experiment))
     history = _read_history(run.history)
     state = run.read_json(run.state) if run.state.is_file() else {}
     speeds = [r["images_per_s"] for r in history if "images_per_s" in r]
