@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,6 +128,20 @@ def differing(runs: list[RunSummary]) -> list[str]:
     return out
 
 
+_STAMP = re.compile(r"-\d{8}-\d{6}(-\d+)?$")
+
+
+def labels(runs: list[RunSummary]) -> dict[str, str]:
+    """A short label per run for plots: its name without the timestamp, and what differs."""
+    keys = differing(runs) if len(runs) > 1 else []
+    out = {}
+    for r in runs:
+        values = ", ".join(f"{k.rsplit('.', 1)[-1]}={cell(r.config.get(k))}" for k in keys)
+        short = _STAMP.sub("", r.name)
+        out[r.name] = f"{short}: {values}" if values else short
+    return out
+
+
 def table(runs: list[RunSummary], sort_by: str = "accuracy") -> tuple[list[str], list[list[Any]]]:
     if sort_by not in METRICS:
         raise ConvtrainError(f"--sort: expected one of {', '.join(METRICS)}, received {sort_by!r}")
@@ -192,6 +207,7 @@ def write_outputs(
     header, rows = table(runs, sort_by)
     atomic_write_text(out_dir / "compare.md", to_markdown(header, rows) + "\n")
     atomic_write_text(out_dir / "compare.csv", to_csv(header, rows))
-    cost_plot(runs, sort_by, out_dir / "compare_cost.png")
-    curves_plot(runs, out_dir / "compare_curves.png")
+    names = labels(runs)
+    cost_plot(runs, sort_by, out_dir / "compare_cost.png", names)
+    curves_plot(runs, out_dir / "compare_curves.png", names)
     return header, rows

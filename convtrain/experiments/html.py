@@ -139,9 +139,19 @@ def run_report(path: str | Path) -> Path:
 
 
 def sweep_report(sweep_dir: Path, header: list[str], rows: list[list[Any]], cells: Any) -> Path:
+    best, worst = dict(zip(header, rows[0], strict=True)), dict(zip(header, rows[-1], strict=True))
+    swept = header[1 : header.index("accuracy")]
+    setting = ", ".join(f"{k} = {cells(best[k])}" for k in swept) or "(no setting differs)"
+    verdict = (
+        f"<p><b>Best: {html.escape(str(best['run']))}</b> with {html.escape(setting)}: accuracy "
+        f"{cells(best['accuracy'])} (worst {cells(worst['accuracy'])}), mean per-class accuracy "
+        f"{cells(best['mean_per_class_accuracy'])}, at {cells(best['params'])} parameters and "
+        f"{cells(best['MACs'])} multiply-accumulates per image.</p>"
+    )
     body = [
         f"<h1>Sweep {html.escape(sweep_dir.name)}</h1>",
         f'<p class="muted">{len(rows)} evaluated trials; best first</p>',
+        verdict,
         "<h2>Comparison</h2>",
         _table(header, [[cells(v) for v in row] for row in rows]),
     ]

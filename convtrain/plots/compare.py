@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import EngFormatter, MaxNLocator, NullFormatter
 
 from convtrain.io import atomic_save
 
@@ -25,7 +25,7 @@ def _save(fig: plt.Figure, path: Path) -> None:
     plt.close(fig)
 
 
-def cost_plot(runs: list[RunSummary], metric: str, path: Path) -> None:
+def cost_plot(runs: list[RunSummary], metric: str, path: Path, names: dict[str, str]) -> None:
     """One point per run: the metric against parameters (left) and multiply-accumulates (right)."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
     best = max(runs, key=lambda r: r.metrics.get(metric, float("-inf")))
@@ -47,16 +47,25 @@ def cost_plot(runs: list[RunSummary], metric: str, path: Path) -> None:
                 color="#d62728" if star else "#1f77b4",
                 zorder=3,
             )
-            ax.annotate(r.name, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
-        ax.set_xscale("log")
-        ax.set_xlabel(f"{xlabel} (log scale)")
+            ax.annotate(
+                names[r.name], (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8
+            )
+        xs = [getattr(r, attr) for r in runs]
+        # A log axis only when the runs span a decade; a narrow range reads better linearly.
+        wide = min(xs) > 0 and max(xs) / min(xs) >= 10
+        if wide:
+            ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(EngFormatter(places=1, sep=""))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel(f"{xlabel}{' (log scale)' if wide else ''}")
+        ax.margins(x=0.25, y=0.15)  # room for the labels
         ax.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel(LABELS.get(metric, metric))
     fig.suptitle(f"{LABELS.get(metric, metric)} against cost ({len(runs)} runs; star = best)")
     _save(fig, path)
 
 
-def curves_plot(runs: list[RunSummary], path: Path) -> None:
+def curves_plot(runs: list[RunSummary], path: Path, names: dict[str, str]) -> None:
     """Validation accuracy (or training accuracy when a run has no val split) per epoch, overlaid."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
     cmap = plt.get_cmap("tab10" if len(runs) <= 10 else "tab20")
@@ -69,7 +78,7 @@ def curves_plot(runs: list[RunSummary], path: Path) -> None:
             epochs,
             [row[key] for row in r.history if key in row],
             color=colour,
-            label=r.name if key == "val_accuracy" else f"{r.name} (train)",
+            label=names[r.name] if key == "val_accuracy" else f"{names[r.name]} (train)",
         )
         axes[1].plot(
             [row["epoch"] for row in r.history if loss_key in row],
