@@ -41,3 +41,19 @@ def test_run_without_evaluation_says_how_to_get_one(tmp_path: Path):
     (run / "reports" / "metrics.json").unlink()
     page = run_report(run).read_text()
     assert "No evaluation yet: run <code>convtrain evaluate</code>" in page
+
+
+def test_sweep_report_names_the_winner_and_its_cost(tmp_path: Path):
+    from convtrain.experiments import compare
+    from convtrain.experiments.html import sweep_report
+
+    runs = [
+        fake_run(tmp_path, n, f, a, m)
+        for n, f, a, m in [("r16", 16, 0.5, 0.48), ("r64", 64, 0.7, 0.66)]
+    ]
+    header, rows = compare.table(compare.collect([str(r) for r in runs]))
+    page = sweep_report(tmp_path, header, rows, compare.cell).read_text()
+    assert (
+        "<b>Best: r64</b> with model.layers[0].filters = 64: accuracy 0.7000 (worst 0.5000), "
+        "mean per-class accuracy 0.6600, at 1,987 parameters and 1,555,392 multiply-accumulates"
+    ) in page
