@@ -6,7 +6,6 @@ processes on 127.0.0.1 (a complete run, and a killed worker followed by a resume
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
 import signal
@@ -29,7 +28,6 @@ from convtrain.rundir import RunDir
 from convtrain.train import distribute
 from convtrain.train.distribute import (
     Cluster,
-    Watchdog,
     cluster_from_flags,
     cluster_from_tf_config,
     configure_devices,
@@ -38,6 +36,7 @@ from convtrain.train.distribute import (
     resolve_cluster,
     scaled_for_replicas,
 )
+from convtrain.train.watchdog import Watchdog
 
 LAYOUT = [
     "config.yaml",
@@ -279,27 +278,36 @@ def test_lost_peer_message_names_the_worker() -> None:
     assert vague.startswith("multi-worker training stopped: another worker stopped answering")
 
 
-def test_watchdog_fires_once_when_starved_not_while_fed_or_disarmed() -> None:
-    cluster = cluster_from_flags("127.0.0.1:7001,127.0.0.1:7002", 1)
-    out, exits = io.StringIO(), []
-    dog = Watchdog(0.4, cluster, out=out, exit=exits.append)
+def test_watchdog_ends_a_starved_process_not_a_fed_or_disarmed_one(tmp_path: Path) -> None:
+    victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    log = tmp_path / "watchdog.err"
+    try:
+        with open(log, "w") as err:
+            dog = Watchdog(0.5, "multi-worker (worker 1 of 2)", pid=victim.pid, stderr=err)
+        dog.arm("training")
+        for _ in range(10):  # fed for twice the timeout
+            time.sleep(0.1)
+            dog.feed()
+        dog.disarm()
+        time.sleep(1.0)
+        assert victim.poll() is None and log.read_text() == ""
+        dog.arm("waiting for all workers to start")
+        assert victim.wait(timeout=10) == -signal.SIGKILL
+        assert log.read_text() == (
+            "error: multi-worker (worker 1 of 2): waiting for all workers to start: no progress "
+            "from the other workers in 0.5 s (distribute.timeout); is every worker running?\n"
+        )
+        dog.close()
+    finally:
+        victim.kill()
+        victim.wait()
+
+
+def test_watchdog_ends_with_the_worker() -> None:
+    dog = Watchdog(60, "multi-worker")
     dog.arm("training")
-    for _ in range(8):  # fed for twice the timeout
-        time.sleep(0.1)
-        dog.feed()
-    dog.disarm()
-    time.sleep(0.8)
-    assert exits == [] and out.getvalue() == ""
-    dog.arm("waiting for all workers to start")
-    deadline = time.monotonic() + 5
-    while not exits and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert exits == [2]
-    assert out.getvalue() == (
-        "error: multi-worker (worker 1 of 2 (127.0.0.1:7002, worker)): waiting for all workers "
-        "to start: no progress from the other workers (127.0.0.1:7001, 127.0.0.1:7002) in 0.4 s "
-        "(distribute.timeout); is every worker running?\n"
-    )
+    dog.close()  # the pipe closes as when the worker exits: the watchdog process ends at once
+    assert dog._proc.returncode == 0
 
 
 # --- end to end -----------------------------------------------------------------------------
@@ -555,7 +563,8 @@ def test_a_worker_alone_gives_up_after_the_timeout(
         env={**data_env, "TF_CONFIG": tf_config(free_ports(2), 0)},
         timeout=HARD_TIMEOUT,
     )
-    assert done.returncode == 2 and "Traceback" not in done.stderr
+    # Blocked in TensorFlow's C++, the worker is ended by its watchdog process (SIGKILL).
+    assert done.returncode == -signal.SIGKILL and "Traceback" not in done.stderr
     assert time.monotonic() - start < 90
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("error: multi-worker (worker 0 of 2 (127.0.0.1:")

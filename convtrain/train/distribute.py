@@ -7,8 +7,9 @@ own (deleted at the end), as Keras's multi-worker guide does. The chief tells th
 the run directory's name over the strategy's own collectives, so all of them agree on it.
 
 A worker that stops answering must not hang the others: TensorFlow's health checks turn a lost
-peer into an error during training, and a watchdog bounds every wait for the other workers
-(start-up, agreeing on the run directory, each training step) by `distribute.timeout`.
+peer into an error during training, and a watchdog process (convtrain.train.watchdog) bounds
+every wait for the other workers (start-up, agreeing on the run directory, each training step)
+by `distribute.timeout`.
 """
 
 from __future__ import annotations
@@ -17,16 +18,15 @@ import json
 import os
 import re
 import sys
-import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import cache
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from convtrain.config.schema import DistributeConfig, Experiment
 from convtrain.errors import ConvtrainError
+from convtrain.train.watchdog import Watchdog
 
 if TYPE_CHECKING:
     from convtrain.data.pipeline import Datasets
@@ -370,7 +370,7 @@ def create_strategy(experiment: Experiment, cluster: Cluster | None) -> Placemen
     gpus = configure_devices(tf, config)
     watchdog = None
     if cluster is not None and cluster.size > 1:
-        watchdog = Watchdog(config.timeout, cluster)
+        watchdog = Watchdog(config.timeout, f"multi-worker ({cluster.describe()})")
         print(f"multi-worker: this is {cluster.describe()}", file=sys.stderr, flush=True)
         watchdog.arm("waiting for all workers to start")
     strategy = STRATEGIES[config.strategy](tf, gpus, cluster)
@@ -424,58 +424,6 @@ def lost_peer_message(cluster: Cluster, exc: BaseException, resume: str) -> str:
 
 
 # --- the watchdog ---------------------------------------------------------------------------
-
-
-class Watchdog:
-    """Ends the process with a one-line error when a wait for the other workers lasts too long.
-
-    A worker blocked in a collective op cannot be interrupted from Python, so the watchdog's
-    own thread prints the message and exits with os._exit (the run directory is left as a
-    `kill -9` leaves it: consistent and resumable).
-    """
-
-    def __init__(
-        self,
-        seconds: float,
-        cluster: Cluster,
-        out: TextIO | None = None,
-        exit: Callable[[int], Any] = os._exit,
-    ) -> None:
-        self.seconds, self.cluster = seconds, cluster
-        self.out, self.exit = out, exit
-        self._what: str | None = None
-        self._deadline = 0.0
-        self._lock = threading.Lock()
-        threading.Thread(target=self._watch, name="convtrain-watchdog", daemon=True).start()
-
-    def arm(self, what: str) -> None:
-        with self._lock:
-            self._what, self._deadline = what, time.monotonic() + self.seconds
-
-    def feed(self) -> None:
-        with self._lock:
-            self._deadline = time.monotonic() + self.seconds
-
-    def disarm(self) -> None:
-        with self._lock:
-            self._what = None
-
-    def _watch(self) -> None:
-        while True:
-            time.sleep(min(1.0, self.seconds / 4))
-            with self._lock:
-                what, late = self._what, time.monotonic() > self._deadline
-            if what is not None and late:
-                out = self.out or sys.stderr
-                print(
-                    f"error: multi-worker ({self.cluster.describe()}): {what}: no progress from "
-                    f"the other workers ({', '.join(self.cluster.addresses)}) in "
-                    f"{self.seconds:g} s (distribute.timeout); is every worker running?",
-                    file=out,
-                    flush=True,
-                )
-                self.exit(2)
-                return
 
 
 def watchdog_callback(placement: Placement) -> list[Any]:
