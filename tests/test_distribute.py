@@ -492,7 +492,7 @@ def test_two_workers_train_one_run_directory_written_by_the_chief(
 def test_a_killed_worker_stops_the_other_with_one_line_and_the_run_resumes(
     tmp_path: Path, data_env: dict[str, str], workers: Workers
 ) -> None:
-    epochs = 8
+    epochs = 15  # enough that the kill lands mid-run
     config = write_config(tmp_path / "mw.yaml", epochs, strategy="multi_worker", timeout=120)
     runs = tmp_path / "runs"
     ports = free_ports(2)
