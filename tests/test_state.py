@@ -168,3 +168,37 @@ def test_alive_elsewhere_finds_a_live_training_process_on_this_host() -> None:
     assert state.alive_elsewhere() is None  # killed: its run can be resumed
     state.owner = {"hostname": here, "pid": os.getpid()}
     assert state.alive_elsewhere() is None
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_a_killed_but_unreaped_trainer_does_not_block_resume() -> None:
+    """kill -9 of a trainer whose parent died too leaves a zombie where init does not reap
+    (containers): that pid still answers kill(pid, 0) but trains nothing."""
+    import signal
+    import time
+
+    parent = subprocess.Popen(
+        ["bash", "-c", "sleep 60 & echo $!; wait"],
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    os.killpg(parent.pid, signal.SIGKILL)
+    parent.wait()
+    time.sleep(0.5)
+    state = TrainState(status="running", epochs=3, monitor=Monitor("loss", "min"))
+    state.owner = {"hostname": socket.gethostname(), "pid": child}
+    assert state.alive_elsewhere() is None
+
+
+def test_a_reused_pid_is_not_the_trainer() -> None:
+    state = TrainState(status="running", epochs=3, monitor=Monitor("loss", "min"))
+    live = subprocess.Popen(["sleep", "30"])
+    try:
+        state.owner = {"hostname": socket.gethostname(), "pid": live.pid, "started": "1"}
+        assert state.alive_elsewhere() is None  # same number, another start time
+    finally:
+        live.kill()
+        live.wait()

@@ -150,7 +150,7 @@ def test_sweep_killed_mid_trial_resumes_it(tmp_path, env):
     done = cli(*args, env=env)
     assert done.returncode == 0, done.stderr
     recorded = trials(sweep_dir)
-    assert [t["status"] for t in recorded] == ["completed", "completed"]
+    assert [t["status"] for t in recorded] == ["completed", "completed"], recorded
     assert len(list((sweep_dir / "trials").glob("t001-*"))) == 1  # resumed, not restarted
     epochs = [int(r["epoch"]) for r in csv.DictReader(history.open())]
     assert epochs == [1, 2, 3, 4, 5, 6]

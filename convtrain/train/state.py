@@ -14,6 +14,7 @@ import os
 import socket
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from convtrain.config.schema import EarlyStopping
@@ -122,7 +123,11 @@ class TrainState:
             "stopped_early": self.stopped_early,
             "plateau": None if self.plateau is None else self.plateau.to_json(),
             "message": self.message,
-            "owner": {"hostname": socket.gethostname(), "pid": os.getpid()},
+            "owner": {
+                "hostname": socket.gethostname(),
+                "pid": os.getpid(),
+                "started": (_proc_stat(os.getpid()) or (None, None))[1],
+            },
             "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "history": self.history,
         }
@@ -179,6 +184,14 @@ class TrainState:
             return None
         if not isinstance(pid, int) or pid == os.getpid():
             return None
+        stat = _proc_stat(pid)
+        if stat is not None:
+            state, started = stat
+            # A zombie (killed, not yet reaped: common in containers) is not training, and a
+            # pid with another start time is a new process that reused the number.
+            if state in ("Z", "X") or (owner.get("started") and started != owner["started"]):
+                return None
+            return pid
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
@@ -208,3 +221,13 @@ def history_csv(rows: list[Row]) -> str:
 
 def write_history(run: RunDir, state: TrainState) -> None:
     atomic_write_text(run.history, history_csv(state.history))
+
+
+def _proc_stat(pid: int) -> tuple[str, str] | None:
+    """(state, start time in clock ticks) of a process from Linux's /proc; None elsewhere."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2 :].split()  # after "pid (comm) ", comm may hold spaces
+    return fields[0], fields[19]
