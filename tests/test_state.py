@@ -71,7 +71,11 @@ def test_json_round_trip(tmp_path: Path) -> None:
     state.status = "interrupted"
     state.save(run)
     loaded = TrainState.load(run)
-    assert loaded.owner == {"hostname": socket.gethostname(), "pid": os.getpid()}
+    assert loaded.owner is not None
+    assert {k: loaded.owner[k] for k in ("hostname", "pid")} == {
+        "hostname": socket.gethostname(),
+        "pid": os.getpid(),
+    }
     loaded.owner = None
     assert loaded == state
     data = json.loads(run.state.read_text())
