@@ -129,6 +129,7 @@ def start_run(
 
         # Every worker has validated its part before the chief creates the run directory.
         placement.agree("", "waiting for the other workers to be ready")
+        created = ""
         if placement.is_chief:
             run = RunDir.create(runs_dir, name or experiment.name)
             atomic_write_text(run.config, dump_config(experiment))
@@ -137,10 +138,9 @@ def start_run(
                 run.environment,
                 {**environment(experiment.seed), "distribute": _placement_json(placement, trained)},
             )
-        agreed = placement.agree(
-            run.path.name if placement.is_chief else "", "agreeing on the run directory"
-        )
-        run = RunDir(Path(runs_dir) / agreed)
+            created = run.path.name
+        # Every worker names the run by the chief's directory (a timestamp is no shared clock).
+        run = RunDir(Path(runs_dir) / placement.agree(created, "agreeing on the run directory"))
         state = TrainState(
             status="running",
             epochs=experiment.train.epochs,
@@ -214,7 +214,8 @@ def _fit(
         message = distribute.lost_peer_message(
             placement.cluster, exc, f"convtrain train --resume {run.path}"
         )
-        print(file=sys.stdout, flush=True)  # end a half-drawn progress bar
+        if sys.stdout.isatty():
+            print(file=sys.stdout, flush=True)  # end Keras's half-drawn progress bar
         settle(work, "failed", lambda _: message)
         raise ConvtrainError(message) from None
 
