@@ -41,8 +41,9 @@ evaluate: install
 inspect: install
 	$(BIN)/convtrain inspect $(CONFIG)
 
+# BENCH_ARGS=--quick for a few minutes; the full run takes under 20 (docs/performance.md).
 bench: data
-	$(BIN)/python benchmarks/bench.py
+	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

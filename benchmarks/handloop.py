@@ -85,3 +85,20 @@ class HandLoop:
             loss = self._step(self._x, self._y, tf.constant(order[i : i + self._batch]))
         float(loss)  # wait for the last step
         return time.perf_counter() - start
+
+
+def reference_loop(experiment: Experiment) -> HandLoop:
+    """The plain hand loop: float32, no XLA, whatever the experiment's performance options.
+
+    Every training variant's process runs it too: the same work each time, so variants measured
+    minutes apart, under a different machine load, compare through their ratio to it.
+    """
+    import keras
+
+    train = experiment.train.model_copy(update={"mixed_precision": "float32", "jit_compile": False})
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        return HandLoop(experiment.model_copy(update={"train": train}))
+    finally:
+        keras.mixed_precision.set_global_policy(previous)

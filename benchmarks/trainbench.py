@@ -9,6 +9,7 @@ split: evaluation throughput, and test accuracy after this short training run.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import resource
@@ -17,11 +18,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from benchmarks.handloop import HandLoop, steady_rate
+from benchmarks.handloop import HandLoop, reference_loop, steady_rate
+
+FRESH_ITERATORS = "--fresh-iterators"
 
 
-def _interleaved(hand: HandLoop) -> Any:
-    """A callback timing each convtrain epoch, then running one hand-loop epoch after it."""
+def _interleaved(hand: HandLoop, reference: HandLoop) -> Any:
+    """A callback timing each convtrain epoch, then one epoch of each hand loop after it."""
     import keras
 
     class Interleave(keras.callbacks.Callback):
@@ -29,6 +32,7 @@ def _interleaved(hand: HandLoop) -> Any:
             super().__init__()
             self.hand_seconds: list[float] = []
             self.convtrain_seconds: list[float] = []
+            self.reference_seconds: list[float] = []
 
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
             self._start = time.perf_counter()
@@ -36,11 +40,14 @@ def _interleaved(hand: HandLoop) -> Any:
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             self.convtrain_seconds.append(time.perf_counter() - self._start)
             self.hand_seconds.append(hand.epoch())
+            self.reference_seconds.append(reference.epoch())
 
     return Interleave()
 
 
-def measure_variant(config: str, overrides: Sequence[str], epochs: int) -> dict[str, Any]:
+def measure_variant(
+    config: str, overrides: Sequence[str], epochs: int, fresh_iterators: bool = False
+) -> dict[str, Any]:
     from convtrain.tfquiet import import_tensorflow
 
     import_tensorflow()
@@ -48,7 +55,7 @@ def measure_variant(config: str, overrides: Sequence[str], epochs: int) -> dict[
     from convtrain.data.pipeline import make_datasets
     from convtrain.data.split import make_split
     from convtrain.model.build import build_model
-    from convtrain.train.fit import compile_model
+    from convtrain.train.fit import compile_model, fit_data
     from convtrain.train.run import _with_data_root, keras_session
 
     experiment = _with_data_root(load_config(config, overrides))
@@ -60,8 +67,12 @@ def measure_variant(config: str, overrides: Sequence[str], epochs: int) -> dict[
         model = build_model(experiment, num_classes)
         compile_model(model, experiment, num_classes)
         hand = HandLoop(experiment)
-        timer = _interleaved(hand)
-        model.fit(datasets.train, epochs=epochs, verbose=0, shuffle=False, callbacks=[timer])
+        timer = _interleaved(hand, reference_loop(experiment))
+        # convtrain's own data arguments, without validation: training throughput only.
+        data = fit_data(dataclasses.replace(datasets, val=None))
+        if fresh_iterators:  # what the trainer did before fit_data: a new iterator per epoch
+            data = {"x": datasets.train}
+        model.fit(**data, epochs=epochs, verbose=0, shuffle=False, callbacks=[timer])
         hand_seconds, convtrain_seconds = timer.hand_seconds, timer.convtrain_seconds
         eval_seconds = []
         for _ in range(2):  # the first pass traces the test function
@@ -71,6 +82,7 @@ def measure_variant(config: str, overrides: Sequence[str], epochs: int) -> dict[
     images = len(split.train)
     return {
         "overrides": list(overrides),
+        "fresh_iterators": fresh_iterators,
         "epochs": epochs,
         "train_images": images,
         "test_images": len(split.test),
@@ -78,6 +90,8 @@ def measure_variant(config: str, overrides: Sequence[str], epochs: int) -> dict[
         "hand_epoch_seconds": [round(s, 3) for s in hand_seconds],
         "convtrain_images_per_s": round(steady_rate(images, convtrain_seconds), 1),
         "hand_images_per_s": round(steady_rate(images, hand_seconds), 1),
+        "reference_epoch_seconds": [round(s, 3) for s in timer.reference_seconds],
+        "reference_images_per_s": round(steady_rate(images, timer.reference_seconds), 1),
         "eval_images_per_s": round(len(split.test) / min(eval_seconds), 1),
         "test_accuracy": round(float(metrics["accuracy"]), 4),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
@@ -86,9 +100,14 @@ def measure_variant(config: str, overrides: Sequence[str], epochs: int) -> dict[
 
 
 def main(argv: Sequence[str]) -> None:
-    """`python -m benchmarks.trainbench CONFIG EPOCHS [KEY=VALUE ...]`: one JSON line on stdout."""
-    config, epochs, *overrides = argv
-    print(json.dumps(measure_variant(config, overrides, int(epochs))), flush=True)
+    """`python -m benchmarks.trainbench CONFIG EPOCHS [--fresh-iterators] [KEY=VALUE ...]`.
+
+    Prints one JSON line on stdout.
+    """
+    config, epochs, *rest = argv
+    fresh = FRESH_ITERATORS in rest
+    overrides = [item for item in rest if item != FRESH_ITERATORS]
+    print(json.dumps(measure_variant(config, overrides, int(epochs), fresh)), flush=True)
 
 
 if __name__ == "__main__":

@@ -82,8 +82,10 @@ def test_tiny_benchmark_end_to_end(tiny: tuple[Path, Path], tmp_path: Path) -> N
     # 48 images: stratified test 0.25 and val 0.2 of each class of 16 leave 9 to train.
     assert base["train_images"] == 27 and base["test_images"] == 12
     assert len(base["convtrain_epoch_seconds"]) == len(base["hand_epoch_seconds"]) == 2
-    assert set(result["variants"]) == {"default", "no_augment"}
+    assert set(result["variants"]) == {"default", "no_augment", "iterator_per_epoch"}
     assert result["variants"]["no_augment"]["overrides"] == ["augment={}"]
+    assert result["variants"]["iterator_per_epoch"]["fresh_iterators"] is True
+    assert result["variants"]["default"]["fresh_iterators"] is False
     summary = result["summary"]
     assert summary["convtrain_over_hand_loop"] == round(
         base["convtrain_images_per_s"] / base["hand_images_per_s"], 3
@@ -100,3 +102,55 @@ def test_tiny_benchmark_end_to_end(tiny: tuple[Path, Path], tmp_path: Path) -> N
     assert len(result["loadavg_before"]) == len(result["loadavg_after"]) == 3
     for name in result["variants"]:
         assert f"  {name} " in done.stdout
+
+
+def test_repeated_pipeline_gives_the_epochs_of_fresh_iterators(tiny: tuple[Path, Path]) -> None:
+    """The trainer feeds fit() the repeated pipeline (one iterator, no stall at each epoch's
+    start); its epochs must be the batches fresh iterators give: same order, same augmentation."""
+    import numpy as np
+
+    from convtrain.config.load import load_config
+    from convtrain.data.pipeline import make_datasets
+    from convtrain.data.split import make_split
+
+    config, _ = tiny
+
+    def epochs_of(repeated: bool) -> list[np.ndarray]:
+        experiment = load_config(config)
+        datasets = make_datasets(experiment, make_split(experiment))
+        steps = datasets.steps_per_epoch
+        if repeated:
+            batches = list(datasets.train.repeat().take(2 * steps))
+        else:
+            batches = [*datasets.train, *datasets.train]
+        return [
+            np.concatenate([x.numpy() for x, _ in batches[i * steps : (i + 1) * steps]])
+            for i in range(2)
+        ]
+
+    fresh, repeated = epochs_of(False), epochs_of(True)
+    assert not np.array_equal(fresh[0], fresh[1])  # a new order and new draws every epoch
+    for a, b in zip(fresh, repeated, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_steps_per_execution_and_threads_reach_tensorflow(tiny: tuple[Path, Path]) -> None:
+    """train.steps_per_execution is compiled into the model; train.threads sizes TensorFlow's
+    intra-op pool (process-wide, hence a fresh interpreter)."""
+    config, _ = tiny
+    code = (
+        "from convtrain.config.load import load_config\n"
+        "from convtrain.model.build import build_model\n"
+        "from convtrain.train.fit import compile_model\n"
+        "from convtrain.train.run import keras_session\n"
+        "import tensorflow as tf\n"
+        f"e = load_config({str(config)!r}, ['train.steps_per_execution=4', 'train.threads=1'])\n"
+        "with keras_session(e, e.seed):\n"
+        "    m = build_model(e, 3)\n"
+        "    compile_model(m, e, 3)\n"
+        "print(m.steps_per_execution, tf.config.threading.get_intra_op_parallelism_threads())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split()[-2:] == ["4", "1"]

@@ -223,8 +223,11 @@ class TrainConfig(Section):
     # Chooses the best checkpoint; falls back to the training metric when there is no val split.
     monitor: Literal["val_accuracy", "val_loss", "accuracy", "loss"] = "val_accuracy"
     deterministic: bool = False  # tf.config.experimental.enable_op_determinism: slower, repeatable
+    # Performance options; each default is the measured winner on CPU (docs/performance.md).
     mixed_precision: Literal["float32", "bfloat16", "float16"] = "float32"
-    jit_compile: bool = False
+    jit_compile: bool = False  # XLA: measured slower for convolutions on CPU
+    steps_per_execution: PositiveInt = 1  # training steps per call of the compiled function
+    threads: PositiveInt | None = None  # TensorFlow intra-op threads; None: one per core
     # Multiply optimizer.learning_rate by the number of replicas (the linear scaling rule).
     scale_lr_with_replicas: bool = False
 

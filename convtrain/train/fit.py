@@ -47,7 +47,26 @@ def compile_model(
             ),
         ],
         jit_compile=train.jit_compile,
+        steps_per_execution=train.steps_per_execution,
     )
+
+
+def fit_data(datasets: Datasets) -> dict[str, Any]:
+    """model.fit's data arguments: each pipeline repeated, so one iterator serves every epoch.
+
+    Given a finite tf.data pipeline, Keras makes a new iterator every epoch, and on CPU the
+    first batch of some epochs then stalled for seconds (docs/performance.md). shuffle and
+    random inside the pipeline still redraw at every repetition: the batches are the same.
+    """
+    data: dict[str, Any] = {
+        "x": datasets.train.repeat(),
+        "steps_per_epoch": datasets.steps_per_epoch,
+    }
+    if datasets.val is not None:
+        steps = int(datasets.val.cardinality())  # known: the pipeline batches a fixed list
+        data["validation_data"] = datasets.val.repeat() if steps > 0 else datasets.val
+        data["validation_steps"] = steps if steps > 0 else None
+    return data
 
 
 def balanced_class_weights(labels: Sequence[int]) -> dict[int, float]:
@@ -133,8 +152,7 @@ def fit(
     try:
         if state.completed_epochs < state.epochs and not state.stopped_early:
             model.fit(
-                datasets.train,
-                validation_data=datasets.val,
+                **fit_data(datasets),
                 epochs=state.epochs,
                 initial_epoch=state.completed_epochs,
                 callbacks=callbacks,

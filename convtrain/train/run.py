@@ -87,6 +87,9 @@ def keras_session(
     import keras
     import tensorflow as tf
 
+    if experiment.train.threads is not None:
+        # Like the strategy, only possible before TensorFlow's first operation.
+        tf.config.threading.set_intra_op_parallelism_threads(experiment.train.threads)
     placement = distribute.create_strategy(experiment, cluster)
     keras.utils.set_random_seed(seed)
     if experiment.train.deterministic:
