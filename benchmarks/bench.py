@@ -27,6 +27,7 @@ import click  # noqa: E402
 from benchmarks import measure  # noqa: E402
 from convtrain.config.load import load_config  # noqa: E402
 from convtrain.data.index import resolve_root  # noqa: E402
+from convtrain.errors import ConvtrainError  # noqa: E402
 from convtrain.io import atomic_write_json  # noqa: E402
 
 # Each variant is the config plus these overrides (--flags go to benchmarks.trainbench),
@@ -263,13 +264,21 @@ def main(
     variants: tuple[str, ...],
     out: str,
 ) -> None:
+    if epochs is not None and epochs < 2:
+        raise click.BadParameter(
+            f"expected at least 2 (the first is warm-up), received {epochs}", param_hint="--epochs"
+        )
     name = "tiny" if tiny else "quick" if quick else "full"
     mode = MODES[name]
     if epochs is not None:
         mode = Mode(**{**asdict(mode), "epochs": epochs})
     if variants:
         mode = Mode(**{**asdict(mode), "variants": tuple(dict.fromkeys(("default", *variants)))})
-    result = run_benchmark(mode, config, overrides, prep_sizes)
+    try:
+        result = run_benchmark(mode, config, overrides, prep_sizes)
+    except ConvtrainError as exc:  # no dataset, a bad config: one line and exit 2, as convtrain
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     path = Path(out) / f"{datetime.now(timezone.utc):%Y-%m-%d}-{name}.json"
     atomic_write_json(path, result)
     print(format_table(result))

@@ -154,3 +154,18 @@ def test_steps_per_execution_and_threads_reach_tensorflow(tiny: tuple[Path, Path
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
     )
     assert done.stdout.split()[-2:] == ["4", "1"]
+
+
+def test_missing_dataset_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere"
+    done = subprocess.run(
+        [sys.executable, "benchmarks/bench.py", "--tiny", "--set", f"data.root={missing}"]
+        + ["--out", str(tmp_path / "results")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"error: {missing}: dataset folder not found")
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "results").exists()
