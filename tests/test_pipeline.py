@@ -173,3 +173,25 @@ def test_missing_image_is_a_clear_error(synthetic_root: Path, tmp_path: Path) ->
         f"{synthetic_root}: expected every image of the split to be readable, received 1 that "
         f"are not (first: {gone}: not in the dataset folder)"
     )
+
+
+def test_memory_mapped_and_resident_caches_give_the_same_batches(
+    synthetic_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small caches are copied into memory, large ones stay memory-mapped: same batches."""
+    import convtrain.data.pipeline as pipeline
+
+    exp = experiment(synthetic_root, tmp_path)
+    split = make_split(exp)
+    resident = [(x.numpy(), y.numpy()) for x, y in make_datasets(exp, split).train]
+    eval_resident = [x.numpy() for x, _ in make_eval_dataset(exp, split.test, 3)]
+    monkeypatch.setattr(pipeline, "IN_MEMORY_BYTES", 0)  # force the memory map
+    mapped = [(x.numpy(), y.numpy()) for x, y in make_datasets(exp, split).train]
+    eval_mapped = [x.numpy() for x, _ in make_eval_dataset(exp, split.test, 3)]
+    assert len(resident) == len(mapped)
+    for (xa, ya), (xb, yb) in zip(resident, mapped, strict=True):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)
+    for a, b in zip(eval_resident, eval_mapped, strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(np.concatenate(eval_mapped), _raw(exp, split.test))
