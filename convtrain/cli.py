@@ -40,8 +40,16 @@ def cli() -> None:
 @cli.command()
 @config_arg
 @set_option
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-@click.option("--classes", "num_classes", type=int, default=None, help="Number of classes for the head (default: from data.classes, or the dataset).")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+@click.option(
+    "--classes",
+    "num_classes",
+    type=int,
+    default=None,
+    help="Number of classes for the head (default: from data.classes, or the dataset).",
+)
 def inspect(config: str, overrides: tuple[str, ...], fmt: str, num_classes: int | None) -> None:
     """Per layer: output shape, parameters, multiply-accumulates, receptive field, jump."""
     from convtrain.model.inspect import run_inspect
@@ -55,8 +63,14 @@ def data() -> None:
 
 
 @data.command("fetch")
-@click.option("--source", default=None, help="URL, local .zip/.tar.gz, or an extracted 101_ObjectCategories/ folder (default: the official CaltechDATA archive).")
-@click.option("--data-dir", default="data/caltech-101", show_default=True, type=click.Path(file_okay=False))
+@click.option(
+    "--source",
+    default=None,
+    help="URL, local .zip/.tar.gz, or an extracted 101_ObjectCategories/ folder (default: the official CaltechDATA archive).",
+)
+@click.option(
+    "--data-dir", default="data/caltech-101", show_default=True, type=click.Path(file_okay=False)
+)
 def data_fetch(source: str | None, data_dir: str) -> None:
     """Download (resumable, verified) and safely extract CALTECH-101."""
     from convtrain.data.fetch import run_fetch
@@ -67,7 +81,11 @@ def data_fetch(source: str | None, data_dir: str) -> None:
 @data.command("info")
 @click.argument("config", required=False, type=click.Path(dir_okay=False))
 @set_option
-@click.option("--root", default=None, help="Dataset folder (default: the config's data.root, or CONVTRAIN_DATA_ROOT).")
+@click.option(
+    "--root",
+    default=None,
+    help="Dataset folder (default: the config's data.root, or CONVTRAIN_DATA_ROOT).",
+)
 def data_info(config: str | None, overrides: tuple[str, ...], root: str | None) -> None:
     """Classes, images per class, sizes, grayscale count, imbalance, skipped files."""
     from convtrain.data.info import run_info
@@ -92,10 +110,34 @@ def data_preview(config: str, overrides: tuple[str, ...], out: str | None, count
 @set_option
 @click.option("--name", default=None, help="Run name (default: the config's name).")
 @click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False))
-@click.option("--resume", "resume", default=None, type=click.Path(file_okay=False), help="Continue an interrupted run directory.")
-@click.option("--workers", default=None, metavar="HOST:PORT,...", help="Multi-worker cluster (distribute.strategy multi_worker), the same list on every worker; instead of TF_CONFIG.")
-@click.option("--worker-index", type=click.IntRange(0), default=None, help="This worker's position in --workers (0 is the chief).")
-def train(config: str | None, overrides: tuple[str, ...], name: str | None, runs_dir: str, resume: str | None, workers: str | None, worker_index: int | None) -> None:
+@click.option(
+    "--resume",
+    "resume",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Continue an interrupted run directory.",
+)
+@click.option(
+    "--workers",
+    default=None,
+    metavar="HOST:PORT,...",
+    help="Multi-worker cluster (distribute.strategy multi_worker), the same list on every worker; instead of TF_CONFIG.",
+)
+@click.option(
+    "--worker-index",
+    type=click.IntRange(0),
+    default=None,
+    help="This worker's position in --workers (0 is the chief).",
+)
+def train(
+    config: str | None,
+    overrides: tuple[str, ...],
+    name: str | None,
+    runs_dir: str,
+    resume: str | None,
+    workers: str | None,
+    worker_index: int | None,
+) -> None:
     """Validate CONFIG, train, and write a run directory with reports and plots.
 
     `convtrain train --resume RUN_DIR` (no CONFIG) continues an interrupted run.
@@ -103,13 +145,31 @@ def train(config: str | None, overrides: tuple[str, ...], name: str | None, runs
     """
     from convtrain.train.run import run_train
 
-    run_train(config, overrides, name=name, runs_dir=runs_dir, resume=resume, workers=workers, worker_index=worker_index)
+    run_train(
+        config,
+        overrides,
+        name=name,
+        runs_dir=runs_dir,
+        resume=resume,
+        workers=workers,
+        worker_index=worker_index,
+    )
 
 
 @cli.command()
 @run_arg
-@click.option("--checkpoint", type=click.Choice(["best", "last"]), default=None, help="Default: the config's eval.checkpoint.")
-@click.option("--split", type=click.Choice(["test", "val"]), default=None, help="Default: the config's eval.split.")
+@click.option(
+    "--checkpoint",
+    type=click.Choice(["best", "last"]),
+    default=None,
+    help="Default: the config's eval.checkpoint.",
+)
+@click.option(
+    "--split",
+    type=click.Choice(["test", "val"]),
+    default=None,
+    help="Default: the config's eval.split.",
+)
 def evaluate(run_dir: str, checkpoint: str | None, split: str | None) -> None:
     """Re-evaluate a run: classification report, metrics and plots."""
     from convtrain.evaluate.run import run_evaluate
@@ -121,8 +181,12 @@ def evaluate(run_dir: str, checkpoint: str | None, split: str | None) -> None:
 @run_arg
 @click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--top-k", default=5, show_default=True, type=click.IntRange(1, 1000))
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-@click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+@click.option(
+    "--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True
+)
 def predict(run_dir: str, images: tuple[str, ...], top_k: int, fmt: str, checkpoint: str) -> None:
     """Top-k classes with probabilities for each image, with the run's own preprocessing."""
     from convtrain.evaluate.predict import run_predict
@@ -133,12 +197,39 @@ def predict(run_dir: str, images: tuple[str, ...], top_k: int, fmt: str, checkpo
 @cli.command()
 @config_arg
 @set_option
-@click.option("--grid", "grid", multiple=True, metavar="KEY=V1,V2,...", help="An axis to sweep (repeatable; values are YAML). Adds to the config's sweep.grid.")
-@click.option("--random", "random_trials", type=click.IntRange(1), default=None, help="Run this many random combinations instead of the whole grid.")
-@click.option("--sweep-dir", default=None, type=click.Path(file_okay=False), help="Sweep directory (default: runs/sweeps/<name>-<timestamp>); give an existing one to resume it.")
+@click.option(
+    "--grid",
+    "grid",
+    multiple=True,
+    metavar="KEY=V1,V2,...",
+    help="An axis to sweep (repeatable; values are YAML). Adds to the config's sweep.grid.",
+)
+@click.option(
+    "--random",
+    "random_trials",
+    type=click.IntRange(1),
+    default=None,
+    help="Run this many random combinations instead of the whole grid.",
+)
+@click.option(
+    "--sweep-dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Sweep directory (default: runs/sweeps/<name>-<timestamp>); give an existing one to resume it.",
+)
 @click.option("--retry-failed", is_flag=True, help="When resuming, run failed trials again.")
-@click.option("--dry-run", is_flag=True, help="Validate and list the trials with their cost; train nothing.")
-def sweep(config: str, overrides: tuple[str, ...], grid: tuple[str, ...], random_trials: int | None, sweep_dir: str | None, retry_failed: bool, dry_run: bool) -> None:
+@click.option(
+    "--dry-run", is_flag=True, help="Validate and list the trials with their cost; train nothing."
+)
+def sweep(
+    config: str,
+    overrides: tuple[str, ...],
+    grid: tuple[str, ...],
+    random_trials: int | None,
+    sweep_dir: str | None,
+    retry_failed: bool,
+    dry_run: bool,
+) -> None:
     """Run every combination of the --grid values as a normal run under one sweep directory."""
     from convtrain.experiments.sweep import run_sweep
 
@@ -147,9 +238,26 @@ def sweep(config: str, overrides: tuple[str, ...], grid: tuple[str, ...], random
 
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(file_okay=False))
-@click.option("--sort", "sort_by", type=click.Choice(["accuracy", "mean_per_class_accuracy", "top_k_accuracy"]), default="accuracy", show_default=True)
-@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "csv"]), default="table", show_default=True)
-@click.option("--out", default=None, type=click.Path(file_okay=False), help="Where to write compare.md/.csv and plots (default: the sweep directory, else the current directory).")
+@click.option(
+    "--sort",
+    "sort_by",
+    type=click.Choice(["accuracy", "mean_per_class_accuracy", "top_k_accuracy"]),
+    default="accuracy",
+    show_default=True,
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "markdown", "csv"]),
+    default="table",
+    show_default=True,
+)
+@click.option(
+    "--out",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Where to write compare.md/.csv and plots (default: the sweep directory, else the current directory).",
+)
 def compare(paths: tuple[str, ...], sort_by: str, fmt: str, out: str | None) -> None:
     """Compare runs (RUN_DIR... or a SWEEP_DIR): what differs, what it scored, what it cost."""
     from convtrain.experiments.report import run_compare

@@ -1,15 +1,15 @@
 """The layout of a run directory, shared by train, evaluate, predict and resume.
 
-    runs/<name>-<YYYYmmdd-HHMMSS>/
-      config.yaml            the fully resolved config
-      split.json             class names and the file lists actually used
-      environment.json       versions, seed, devices, command line
-      state.json             status, completed epochs, best epoch and value
-      history.csv            one row per completed epoch
-      checkpoints/last.keras checkpoints/best.keras   (with optimizer state)
-      tensorboard/
-      model.keras            the final model
-      reports/  plots/       written by evaluate
+runs/<name>-<YYYYmmdd-HHMMSS>/
+  config.yaml            the fully resolved config
+  split.json             class names and the file lists actually used
+  environment.json       versions, seed, devices, command line
+  state.json             status, completed epochs, best epoch and value
+  history.csv            one row per completed epoch
+  checkpoints/last.keras checkpoints/best.keras   (with optimizer state)
+  tensorboard/
+  model.keras            the final model
+  reports/  plots/       written by evaluate
 """
 
 from __future__ import annotations
@@ -84,7 +84,9 @@ class RunDir:
                 n += 1
                 path = base.with_name(f"{base.name}-{n}")
             except OSError as exc:
-                raise ConvtrainError(f"{runs_dir}: cannot create a run directory ({exc.strerror})") from None
+                raise ConvtrainError(
+                    f"{runs_dir}: cannot create a run directory ({exc.strerror})"
+                ) from None
         return cls(path)
 
     @classmethod
