@@ -80,3 +80,45 @@ def real_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with tarfile.open(REAL_ARCHIVE) as archive:
         archive.extractall(dest, filter="data")
     return dest / "101_ObjectCategories"
+
+
+# What `convtrain train` leaves in a run directory (checked by the train and distribute tests).
+RUN_LAYOUT = (
+    "config.yaml",
+    "split.json",
+    "environment.json",
+    "state.json",
+    "history.csv",
+    "model.keras",
+    "checkpoints/last.keras",
+    "checkpoints/best.keras",
+    "tensorboard",
+    "reports/metrics.json",
+    "plots",
+    "report.html",
+)
+
+
+def tiny_config(
+    name: str, seed: int, epochs: int, val: float = 0.2, test: float = 0.2, **sections: object
+) -> dict:
+    """A config that trains in seconds on 16x16 synthetic images; `sections` replace defaults."""
+    config: dict = {
+        "name": name,
+        "seed": seed,
+        "data": {"image_size": 16, "split": {"method": "stratified", "val": val, "test": test}},
+        "model": {
+            "layers": [
+                {"type": "conv2d", "filters": 4, "kernel_size": 3, "activation": "relu"},
+                {"type": "global_avg_pool"},
+            ]
+        },
+        "train": {
+            "epochs": epochs,
+            "batch_size": 8,
+            "optimizer": {"type": "adam", "learning_rate": 0.01},
+        },
+        "eval": {"top_k": 2},
+    }
+    config.update(sections)
+    return config

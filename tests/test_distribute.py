@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import make_dataset
+from conftest import RUN_LAYOUT, make_dataset, tiny_config
 
 from convtrain.config.load import validate
 from convtrain.config.schema import DistributeConfig
@@ -38,19 +38,6 @@ from convtrain.train.distribute import (
 )
 from convtrain.train.watchdog import Watchdog
 
-LAYOUT = [
-    "config.yaml",
-    "split.json",
-    "environment.json",
-    "state.json",
-    "history.csv",
-    "model.keras",
-    "checkpoints/last.keras",
-    "checkpoints/best.keras",
-    "tensorboard",
-    "reports/metrics.json",
-    "plots",
-]
 HARD_TIMEOUT = 180  # seconds, for every process a test starts
 
 
@@ -326,24 +313,7 @@ def data_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 def write_config(path: Path, epochs: int, **distribute_: Any) -> Path:
-    config = {
-        "name": "dist",
-        "seed": 5,
-        "data": {"image_size": 16, "split": {"method": "stratified", "val": 0.25, "test": 0.25}},
-        "model": {
-            "layers": [
-                {"type": "conv2d", "filters": 4, "kernel_size": 3, "activation": "relu"},
-                {"type": "global_avg_pool"},
-            ]
-        },
-        "train": {
-            "epochs": epochs,
-            "batch_size": 8,
-            "optimizer": {"type": "adam", "learning_rate": 0.01},
-        },
-        "eval": {"top_k": 2},
-        "distribute": distribute_,
-    }
+    config = tiny_config("dist", 5, epochs, val=0.25, test=0.25, distribute=distribute_)
     path.write_text(yaml.safe_dump(config))
     return path
 
@@ -365,7 +335,7 @@ def history_epochs(run: RunDir) -> list[int]:
 
 
 def assert_complete(run: RunDir, epochs: int) -> None:
-    missing = [item for item in LAYOUT if not (run.path / item).exists()]
+    missing = [item for item in RUN_LAYOUT if not (run.path / item).exists()]
     assert missing == []
     assert sorted(p.name for p in run.checkpoints.iterdir()) == ["best.keras", "last.keras"]
     assert history_epochs(run) == list(range(1, epochs + 1))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import make_dataset
+from conftest import make_dataset, tiny_config
 
 pytestmark = pytest.mark.slow
 
@@ -31,30 +31,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 def config(path: Path, epochs: int = 2) -> Path:
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "name": "sw",
-                "seed": 5,
-                "data": {
-                    "image_size": 16,
-                    "split": {"method": "stratified", "val": 0.2, "test": 0.2},
-                },
-                "model": {
-                    "layers": [
-                        {"type": "conv2d", "filters": 4, "kernel_size": 3, "activation": "relu"},
-                        {"type": "global_avg_pool"},
-                    ]
-                },
-                "train": {
-                    "epochs": epochs,
-                    "batch_size": 8,
-                    "optimizer": {"type": "adam", "learning_rate": 0.01},
-                },
-                "sweep": {"grid": {"model.layers[0].filters": [4, 8]}},
-            }
-        )
-    )
+    sweep = {"grid": {"model.layers[0].filters": [4, 8]}}
+    path.write_text(yaml.safe_dump(tiny_config("sw", 5, epochs, sweep=sweep)))
     return path
 
 

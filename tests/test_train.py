@@ -19,26 +19,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import make_dataset
+from conftest import RUN_LAYOUT, make_dataset, tiny_config
 
 from convtrain.cli import main
 from convtrain.config.load import dump_config, load_config
 from convtrain.rundir import RunDir
 
 pytestmark = pytest.mark.slow
-
-LAYOUT = [
-    "config.yaml",
-    "split.json",
-    "environment.json",
-    "state.json",
-    "history.csv",
-    "model.keras",
-    "checkpoints/last.keras",
-    "checkpoints/best.keras",
-    "tensorboard",
-    "reports/metrics.json",
-]
 
 
 @pytest.fixture(scope="module")
@@ -56,25 +43,10 @@ def env(data_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, 
 
 
 def write_config(path: Path, epochs: int = 2, layers: list | None = None, **train: object) -> Path:
-    config = {
-        "name": "tiny",
-        "seed": 3,
-        "data": {"image_size": 16, "split": {"method": "stratified", "val": 0.2, "test": 0.2}},
-        "model": {
-            "layers": layers
-            or [
-                {"type": "conv2d", "filters": 4, "kernel_size": 3, "activation": "relu"},
-                {"type": "global_avg_pool"},
-            ]
-        },
-        "train": {
-            "epochs": epochs,
-            "batch_size": 8,
-            "optimizer": {"type": "adam", "learning_rate": 0.01},
-            **train,
-        },
-        "eval": {"top_k": 2},
-    }
+    config = tiny_config("tiny", 3, epochs)
+    if layers:
+        config["model"]["layers"] = layers
+    config["train"].update(train)
     path.write_text(yaml.safe_dump(config))
     return path
 
@@ -151,7 +123,7 @@ def test_train_writes_the_whole_run_directory(trained, data_env: dict[str, str])
     run, config, result = trained
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
-    for name in LAYOUT:
+    for name in RUN_LAYOUT:
         assert (run.path / name).exists(), name
     assert run.path.name.startswith("tiny-")
     assert history_epochs(run) == [1, 2]
