@@ -157,7 +157,10 @@ def _conv2d(spec: Conv2DSpec, t: Tensor, image: tuple[int, int], classes: int) -
     )
 
 
-def _separable(spec: SeparableConv2DSpec, t: Tensor, image: tuple[int, int], classes: int) -> Cost:
+def _depthwise_part(
+    spec: SeparableConv2DSpec | DepthwiseConv2DSpec, t: Tensor, image: tuple[int, int]
+) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], int, int]:
+    """The per-channel convolution both layers start with: output size, rf, jump, channels, weights."""
     out, rf, jump = _slide(
         spec,
         t,
@@ -169,8 +172,12 @@ def _separable(spec: SeparableConv2DSpec, t: Tensor, image: tuple[int, int], cla
         image,
     )
     mid = t.channels * spec.depth_multiplier
-    depthwise = spec.kernel_size[0] * spec.kernel_size[1] * mid
-    pointwise = mid * spec.filters
+    return out, rf, jump, mid, spec.kernel_size[0] * spec.kernel_size[1] * mid
+
+
+def _separable(spec: SeparableConv2DSpec, t: Tensor, image: tuple[int, int], classes: int) -> Cost:
+    out, rf, jump, mid, depthwise = _depthwise_part(spec, t, image)
+    pointwise = mid * spec.filters  # then a 1x1 convolution mixes the channels
     params = depthwise + pointwise + (spec.filters if spec.use_bias else 0)
     return Cost(
         replace(t, shape=t.with_spatial(out, spec.filters), rf=rf, jump=jump),
@@ -180,18 +187,7 @@ def _separable(spec: SeparableConv2DSpec, t: Tensor, image: tuple[int, int], cla
 
 
 def _depthwise(spec: DepthwiseConv2DSpec, t: Tensor, image: tuple[int, int], classes: int) -> Cost:
-    out, rf, jump = _slide(
-        spec,
-        t,
-        "kernel_size",
-        spec.kernel_size,
-        spec.strides,
-        spec.dilation_rate,
-        spec.padding,
-        image,
-    )
-    mid = t.channels * spec.depth_multiplier
-    depthwise = spec.kernel_size[0] * spec.kernel_size[1] * mid
+    out, rf, jump, mid, depthwise = _depthwise_part(spec, t, image)
     return Cost(
         replace(t, shape=t.with_spatial(out, mid), rf=rf, jump=jump),
         trainable=depthwise + (mid if spec.use_bias else 0),
