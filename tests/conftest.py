@@ -122,3 +122,16 @@ def tiny_config(
     }
     config.update(sections)
     return config
+
+
+@pytest.fixture(scope="module")
+def tiny_data_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The environment for a `convtrain` subprocess training on three tiny synthetic classes."""
+    base = tmp_path_factory.mktemp("tinydata")
+    root = make_dataset(base, {"alpha": 16, "beta": 16, "gamma": 16}, size_range=(16, 24))
+    return {
+        **os.environ,
+        "CONVTRAIN_DATA_ROOT": str(root),
+        "CONVTRAIN_CACHE_DIR": str(base / "cache"),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }

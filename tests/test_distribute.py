@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import RUN_LAYOUT, make_dataset, tiny_config
+from conftest import RUN_LAYOUT, tiny_config
 
 from convtrain.config.load import validate
 from convtrain.config.schema import DistributeConfig
@@ -300,16 +300,9 @@ def test_watchdog_ends_with_the_worker() -> None:
 # --- end to end -----------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def data_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    base = tmp_path_factory.mktemp("data")
-    root = make_dataset(base, {"alpha": 16, "beta": 16, "gamma": 16}, size_range=(16, 24))
-    return {
-        **os.environ,
-        "CONVTRAIN_DATA_ROOT": str(root),
-        "CONVTRAIN_CACHE_DIR": str(base / "cache"),
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-    }
+@pytest.fixture
+def data_env(tiny_data_env: dict[str, str]) -> dict[str, str]:
+    return tiny_data_env
 
 
 def write_config(path: Path, epochs: int, **distribute_: Any) -> Path:

@@ -13,21 +13,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import make_dataset, tiny_config
+from conftest import tiny_config
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    base = tmp_path_factory.mktemp("sweepdata")
-    root = make_dataset(base, {"alpha": 16, "beta": 16, "gamma": 16}, size_range=(16, 24))
-    return {
-        **os.environ,
-        "CONVTRAIN_DATA_ROOT": str(root),
-        "CONVTRAIN_CACHE_DIR": str(base / "cache"),
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-    }
+@pytest.fixture
+def env(tiny_data_env: dict[str, str]) -> dict[str, str]:
+    return tiny_data_env
 
 
 def config(path: Path, epochs: int = 2) -> Path:
