@@ -1,9 +1,11 @@
 """The reference: the experiment's model trained by a minimal hand-written Keras loop.
 
-The training images are held in memory as one float32 tensor (no tf.data, no augmentation,
-no metrics, no callbacks), so its throughput is what the model alone costs on this machine.
-convtrain's trainer is compared against it: the ratio shows what the input pipeline and the
-trainer's bookkeeping cost (or save).
+The training images are held in memory as one float32 tensor (no tf.data, no metrics, no
+callbacks). Without augmentation its throughput is what the model alone costs on this machine;
+with `augment=True` each step first applies the config's augmentation to its batch (convtrain's
+own `augment_batch`, the same work as convtrain's pipeline, done in line as a hand-written loop
+would). convtrain's trainer is compared against both: the ratios show what the input pipeline
+and the trainer's bookkeeping cost (or save).
 """
 
 from __future__ import annotations
@@ -40,10 +42,12 @@ class HandLoop:
     Build it inside convtrain.train.run.keras_session (seed, dtype policy, strategy).
     """
 
-    def __init__(self, experiment: Experiment) -> None:
+    def __init__(self, experiment: Experiment, augment: bool = False) -> None:
+        """augment: apply the config's augmentation to each batch (if the config has any)."""
         import keras
         import tensorflow as tf
 
+        from convtrain.data.augment import augment_batch
         from convtrain.model.build import build_model
         from convtrain.train.optim import make_optimizer
 
@@ -61,9 +65,17 @@ class HandLoop:
             label_smoothing=experiment.train.label_smoothing
         )
 
-        @tf.function(jit_compile=experiment.train.jit_compile)
-        def step(x_all: tf.Tensor, y_all: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
+        cfg = experiment.augment
+        augmenting = augment and cfg.enabled
+        self._draws = 0
+
+        @tf.function  # not under XLA: ImageProjectiveTransformV3 has no XLA kernel on CPU
+        def batch(x_all: tf.Tensor, y_all: tf.Tensor, index: tf.Tensor, seed: tf.Tensor):
             xb, yb = tf.gather(x_all, index), tf.gather(y_all, index)
+            return (augment_batch(xb, seed, cfg) if augmenting else xb), yb
+
+        @tf.function(jit_compile=experiment.train.jit_compile)
+        def step(xb: tf.Tensor, yb: tf.Tensor) -> tf.Tensor:
             with tf.GradientTape() as tape:
                 loss = loss_fn(yb, model(xb, training=True))
                 if model.losses:
@@ -73,6 +85,7 @@ class HandLoop:
             optimizer.apply(grads, model.trainable_variables)
             return loss
 
+        self._batch_fn = batch
         self._step = step
 
     def epoch(self) -> float:
@@ -82,7 +95,10 @@ class HandLoop:
         order = self._rng.permutation(self.images)
         start = time.perf_counter()
         for i in range(0, self.images, self._batch):
-            loss = self._step(self._x, self._y, tf.constant(order[i : i + self._batch]))
+            self._draws += 1
+            seed = tf.constant([self._draws, 0], tf.int64)
+            xb, yb = self._batch_fn(self._x, self._y, tf.constant(order[i : i + self._batch]), seed)
+            loss = self._step(xb, yb)
         float(loss)  # wait for the last step
         return time.perf_counter() - start
 

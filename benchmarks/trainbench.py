@@ -3,7 +3,8 @@
 Epochs of convtrain's trainer (its tf.data pipeline from the memory-mapped cache, its compiled
 model, Keras fit) alternate with epochs of the hand-written loop on the same model fed from
 in-memory tensors, so both see the same machine load; the ratio of their median steady epochs
-is the pipeline's and trainer's overhead. The convtrain model is then evaluated on the test
+is the pipeline's and trainer's overhead. When the config augments, a second hand loop does
+the same augmentation in its step: the ratio to it compares the same work. The convtrain model is then evaluated on the test
 split: evaluation throughput, and test accuracy after this short training run.
 """
 
@@ -23,7 +24,7 @@ from benchmarks.handloop import HandLoop, reference_loop, steady_rate
 FRESH_ITERATORS = "--fresh-iterators"
 
 
-def _interleaved(hand: HandLoop, reference: HandLoop) -> Any:
+def _interleaved(hand: HandLoop, augmented: HandLoop | None, reference: HandLoop) -> Any:
     """A callback timing each convtrain epoch, then one epoch of each hand loop after it."""
     import keras
 
@@ -33,6 +34,7 @@ def _interleaved(hand: HandLoop, reference: HandLoop) -> Any:
             self.hand_seconds: list[float] = []
             self.convtrain_seconds: list[float] = []
             self.reference_seconds: list[float] = []
+            self.augmented_seconds: list[float] = []
 
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
             self._start = time.perf_counter()
@@ -40,6 +42,8 @@ def _interleaved(hand: HandLoop, reference: HandLoop) -> Any:
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             self.convtrain_seconds.append(time.perf_counter() - self._start)
             self.hand_seconds.append(hand.epoch())
+            if augmented is not None:
+                self.augmented_seconds.append(augmented.epoch())
             self.reference_seconds.append(reference.epoch())
 
     return Interleave()
@@ -67,7 +71,8 @@ def measure_variant(
         model = build_model(experiment, num_classes)
         compile_model(model, experiment, num_classes)
         hand = HandLoop(experiment)
-        timer = _interleaved(hand, reference_loop(experiment))
+        augmented = HandLoop(experiment, augment=True) if experiment.augment.enabled else None
+        timer = _interleaved(hand, augmented, reference_loop(experiment))
         # convtrain's own data arguments, without validation: training throughput only.
         data = fit_data(dataclasses.replace(datasets, val=None))
         if fresh_iterators:  # what the trainer did before fit_data: a new iterator per epoch
@@ -90,6 +95,10 @@ def measure_variant(
         "hand_epoch_seconds": [round(s, 3) for s in hand_seconds],
         "convtrain_images_per_s": round(steady_rate(images, convtrain_seconds), 1),
         "hand_images_per_s": round(steady_rate(images, hand_seconds), 1),
+        "hand_augmented_epoch_seconds": [round(s, 3) for s in timer.augmented_seconds],
+        "hand_augmented_images_per_s": (
+            round(steady_rate(images, timer.augmented_seconds), 1) if augmented else None
+        ),
         "reference_epoch_seconds": [round(s, 3) for s in timer.reference_seconds],
         "reference_images_per_s": round(steady_rate(images, timer.reference_seconds), 1),
         "eval_images_per_s": round(len(split.test) / min(eval_seconds), 1),

@@ -76,7 +76,8 @@ def test_tiny_benchmark_end_to_end(tiny: tuple[Path, Path], tmp_path: Path) -> N
     (path,) = out.glob("*-tiny.json")
     result = json.loads(path.read_text())
     assert f"results: {path}" in done.stdout
-    assert "ratio convtrain / hand loop (target >= 1.0)" in done.stdout
+    assert "ratio convtrain / hand loop, model only (target >= 1.0)" in done.stdout
+    assert "ratio convtrain / hand loop, same work" in done.stdout
 
     base = result["variants"]["default"]
     # 48 images: stratified test 0.25 and val 0.2 of each class of 16 leave 9 to train.
@@ -86,9 +87,19 @@ def test_tiny_benchmark_end_to_end(tiny: tuple[Path, Path], tmp_path: Path) -> N
     assert result["variants"]["no_augment"]["overrides"] == ["augment={}"]
     assert result["variants"]["iterator_per_epoch"]["fresh_iterators"] is True
     assert result["variants"]["default"]["fresh_iterators"] is False
+    # The config augments: the same-work hand loop augments too; without augmentation the
+    # model-only loop is already the same work.
+    assert len(base["hand_augmented_epoch_seconds"]) == 2
+    no_augment = result["variants"]["no_augment"]
+    assert no_augment["hand_augmented_epoch_seconds"] == []
+    assert no_augment["hand_augmented_images_per_s"] is None
     summary = result["summary"]
     assert summary["convtrain_over_hand_loop"] == round(
         base["convtrain_images_per_s"] / base["hand_images_per_s"], 3
+    )
+    assert summary["hand_loop_same_work_images_per_s"] == base["hand_augmented_images_per_s"]
+    assert summary["convtrain_over_hand_loop_same_work"] == round(
+        base["convtrain_images_per_s"] / base["hand_augmented_images_per_s"], 3
     )
     # FLOPs per image from inspect: the valid 3x3 conv, stride 2 (7x7x4 outputs, 27 MACs each), and the 4->3 head.
     forward = 2 * (7 * 7 * 4 * 27 + 4 * 3)
@@ -132,6 +143,34 @@ def test_repeated_pipeline_gives_the_epochs_of_fresh_iterators(tiny: tuple[Path,
     assert not np.array_equal(fresh[0], fresh[1])  # a new order and new draws every epoch
     for a, b in zip(fresh, repeated, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_same_work_hand_loop_augments_its_batches(tiny: tuple[Path, Path]) -> None:
+    """HandLoop(augment=True) feeds the model augmented batches, redrawn at every step; the
+    model-only loop feeds the images as they are."""
+    import numpy as np
+    import tensorflow as tf
+
+    from benchmarks.handloop import HandLoop
+    from convtrain.config.load import load_config
+    from convtrain.train.run import keras_session
+
+    config, _ = tiny
+    experiment = load_config(config)
+    index = tf.constant(np.arange(8))
+    with keras_session(experiment, experiment.seed):
+        plain, augmented = HandLoop(experiment), HandLoop(experiment, augment=True)
+
+        def batch(loop: HandLoop, draw: int) -> np.ndarray:
+            seed = tf.constant([draw, 0], tf.int64)
+            return loop._batch_fn(loop._x, loop._y, index, seed)[0].numpy()
+
+        np.testing.assert_array_equal(batch(plain, 1), plain._x.numpy()[:8])
+        first, second = batch(augmented, 1), batch(augmented, 2)
+    assert first.shape == second.shape == plain._x.numpy()[:8].shape
+    assert not np.array_equal(first, plain._x.numpy()[:8])
+    assert not np.array_equal(first, second)
+    assert augmented.epoch() > 0
 
 
 def test_steps_per_execution_and_threads_reach_tensorflow(tiny: tuple[Path, Path]) -> None:
