@@ -106,8 +106,9 @@ class HandLoop:
 def reference_loop(experiment: Experiment) -> HandLoop:
     """The plain hand loop: float32, no XLA, whatever the experiment's performance options.
 
-    Every training variant's process runs it too: the same work each time, so variants measured
-    minutes apart, under a different machine load, compare through their ratio to it.
+    Every training variant's process runs it too (a float32 variant's own hand loop is this one):
+    the same work each time, so variants measured minutes apart, under a different machine load,
+    compare through their ratio to it.
     """
     import keras
 
