@@ -116,3 +116,22 @@ def test_a_key_one_config_omits_is_not_a_difference(runs):
     (runs[0] / "config.yaml").write_text(yaml.safe_dump(cfg))
     summaries = compare.collect([str(r) for r in runs])
     assert compare.differing(summaries) == ["model.layers[0].filters"]
+
+
+def _summary(config: dict) -> compare.RunSummary:
+    return compare.RunSummary(
+        run=None, config=compare.flatten(config), metrics={}, params=0, macs=0,
+        train_time_s=0.0, images_per_s=None, best_epoch=None, epochs_done=0, history=[],
+    )  # fmt: skip
+
+
+def test_a_layer_of_another_type_is_one_column_not_every_default():
+    """downsample.yaml swaps a max pool for a strided conv: the table shows the type, not every
+    field of both layer types; a field that differs between runs of the same type still shows."""
+    pool = {"type": "max_pool", "pool_size": [2, 2], "padding": "valid"}
+    conv = {"type": "conv2d", "filters": 32, "strides": [2, 2], "padding": "same"}
+    wide = {**conv, "filters": 64}
+    runs = [_summary({"model": {"layers": [{"type": "flatten"}, layer]}}) for layer in (pool, conv)]
+    assert compare.differing(runs) == ["model.layers[1].type"]
+    runs.append(_summary({"model": {"layers": [{"type": "flatten"}, wide]}}))
+    assert compare.differing(runs) == ["model.layers[1].filters", "model.layers[1].type"]

@@ -116,16 +116,34 @@ def collect(paths: list[str]) -> list[RunSummary]:
 
 
 def differing(runs: list[RunSummary]) -> list[str]:
-    """Config keys whose values are not the same in every run (name excluded)."""
+    """Config keys whose values are not the same in every run (name excluded).
+
+    When a layer is replaced by one of another type (a max pool by a strided conv), its `type`
+    column says so; its other keys are columns only if they differ between runs of the same
+    type, or the table would list every default of both layer types.
+    """
+
+    def text(r: RunSummary, key: str) -> str:
+        return json.dumps(r.config.get(key), sort_keys=True, default=str)
+
     keys = sorted({k for r in runs for k in r.config})
-    out = []
-    for k in keys:
-        if k == "name" or k.startswith("data.root"):
-            continue
-        values = {json.dumps(r.config.get(k), sort_keys=True, default=str) for r in runs}
-        if len(values) > 1:
-            out.append(k)
-    return out
+    changed = [
+        k
+        for k in keys
+        if k != "name" and not k.startswith("data.root") and len({text(r, k) for r in runs}) > 1
+    ]
+    retyped = [k.removesuffix(".type") for k in changed if k.endswith(".type")]
+
+    def shown(key: str) -> bool:
+        layer = next((p for p in retyped if key.startswith(p + ".") and key != p + ".type"), None)
+        if layer is None:
+            return True
+        values_by_type: dict[str, set[str]] = {}
+        for r in runs:
+            values_by_type.setdefault(text(r, layer + ".type"), set()).add(text(r, key))
+        return any(len(values) > 1 for values in values_by_type.values())
+
+    return [k for k in changed if shown(k)]
 
 
 _STAMP = re.compile(r"-\d{8}-\d{6}(-\d+)?$")
