@@ -11,7 +11,7 @@ DATA_DIR ?= data/caltech-101
 ARCHIVE ?= $(firstword $(wildcard ../shared/datasets/caltech-101/101_ObjectCategories.tar.gz))
 SOURCE_FLAG := $(if $(ARCHIVE),--source $(ARCHIVE),)
 
-.PHONY: install test lint train evaluate inspect data bench clean
+.PHONY: install test lint train evaluate inspect data bench sweeps guide clean
 
 install: $(STAMP)
 
@@ -44,6 +44,25 @@ inspect: install
 # BENCH_ARGS=--quick for a few minutes; the full run takes under 20 (docs/performance.md).
 bench: data
 	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
+
+# The Conv2D guide (docs/conv2d-guide.md): every example sweep, run on the real data into
+# runs/sweeps/<name> (a sweep already there resumes, finished trials are kept), then compared
+# into docs/conv2d-guide/<name>/ (table and plots written by `convtrain compare`).
+# SWEEP_ARGS passes options to every sweep, e.g. SWEEP_ARGS='--set train.threads=1' to run two
+# `make sweeps GUIDE_SWEEPS=...` side by side on a 2-core machine.
+GUIDE_SWEEPS ?= seed filters kernel_size downsample padding dilation activation use_bias initializer l2 constraint
+SWEEP_ARGS ?=
+
+sweeps: data
+	set -e; for s in $(GUIDE_SWEEPS); do \
+	  $(BIN)/convtrain sweep configs/sweeps/$$s.yaml --sweep-dir runs/sweeps/$$s $(SWEEP_ARGS); \
+	done
+
+guide: install
+	set -e; for s in $(GUIDE_SWEEPS); do \
+	  $(BIN)/convtrain compare runs/sweeps/$$s --format markdown --out docs/conv2d-guide/$$s; \
+	  rm -f docs/conv2d-guide/$$s/report.html; \
+	done
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -135,3 +135,18 @@ def test_a_layer_of_another_type_is_one_column_not_every_default():
     assert compare.differing(runs) == ["model.layers[1].type"]
     runs.append(_summary({"model": {"layers": [{"type": "flatten"}, wide]}}))
     assert compare.differing(runs) == ["model.layers[1].filters", "model.layers[1].type"]
+
+
+def test_layers_following_a_changed_default_are_not_repeated():
+    """padding.yaml sets model.defaults.conv2d.padding: one column, not one per conv layer."""
+
+    def config(padding: str) -> dict:
+        conv = {"type": "conv2d", "padding": padding}
+        return {"model": {"defaults": {"conv2d": {"padding": padding}}, "layers": [conv, conv]}}
+
+    runs = [_summary(config("valid")), _summary(config("same"))]
+    assert compare.differing(runs) == ["model.defaults.conv2d.padding"]
+    # the second layer overrides the default in both runs: its own column
+    runs[0].config["model.layers[1].padding"] = "same"
+    runs[1].config["model.layers[1].padding"] = "valid"
+    assert compare.differing(runs) == ["model.defaults.conv2d.padding", "model.layers[1].padding"]

@@ -120,7 +120,8 @@ def differing(runs: list[RunSummary]) -> list[str]:
 
     When a layer is replaced by one of another type (a max pool by a strided conv), its `type`
     column says so; its other keys are columns only if they differ between runs of the same
-    type, or the table would list every default of both layer types.
+    type, or the table would list every default of both layer types. A layer's key that only
+    follows a changed `model.defaults.<type>` key (the same value in every run) is not repeated.
     """
 
     def text(r: RunSummary, key: str) -> str:
@@ -133,8 +134,19 @@ def differing(runs: list[RunSummary]) -> list[str]:
         if k != "name" and not k.startswith("data.root") and len({text(r, k) for r in runs}) > 1
     ]
     retyped = [k.removesuffix(".type") for k in changed if k.endswith(".type")]
+    defaults = [k for k in changed if k.startswith("model.defaults.")]
+
+    def follows_default(key: str) -> bool:
+        field = key.rsplit(".", 1)[-1]
+        return any(
+            d.rsplit(".", 1)[-1] == field and all(text(r, key) == text(r, d) for r in runs)
+            for d in defaults
+            if d != key
+        )
 
     def shown(key: str) -> bool:
+        if key.startswith("model.layers") and follows_default(key):
+            return False
         layer = next((p for p in retyped if key.startswith(p + ".") and key != p + ".type"), None)
         if layer is None:
             return True
