@@ -146,6 +146,12 @@ def test_layers_following_a_changed_default_are_not_repeated():
 
     runs = [_summary(config("valid")), _summary(config("same"))]
     assert compare.differing(runs) == ["model.defaults.conv2d.padding"]
+    # a default of 2 for a pair argument is (2, 2) in each layer: still the same column
+    dilated = [
+        _summary({"model": {"defaults": {"conv2d": {"dilation_rate": d}}, "layers": [layer]}})
+        for d, layer in ((1, {"dilation_rate": [1, 1]}), (2, {"dilation_rate": [2, 2]}))
+    ]
+    assert compare.differing(dilated) == ["model.defaults.conv2d.dilation_rate"]
     # the second layer overrides the default in both runs: its own column
     runs[0].config["model.layers[1].padding"] = "same"
     runs[1].config["model.layers[1].padding"] = "valid"

@@ -136,10 +136,17 @@ def differing(runs: list[RunSummary]) -> list[str]:
     retyped = [k.removesuffix(".type") for k in changed if k.endswith(".type")]
     defaults = [k for k in changed if k.startswith("model.defaults.")]
 
+    def same(layer_value: Any, default: Any) -> bool:
+        # A default of 2 for a pair argument resolves to (2, 2) in the layer.
+        if isinstance(layer_value, tuple) and not isinstance(default, tuple):
+            return all(v == default for v in layer_value)
+        return layer_value == default
+
     def follows_default(key: str) -> bool:
         field = key.rsplit(".", 1)[-1]
         return any(
-            d.rsplit(".", 1)[-1] == field and all(text(r, key) == text(r, d) for r in runs)
+            d.rsplit(".", 1)[-1] == field
+            and all(same(r.config.get(key), r.config.get(d)) for r in runs)
             for d in defaults
             if d != key
         )
