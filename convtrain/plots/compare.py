@@ -55,6 +55,8 @@ def cost_plot(runs: list[RunSummary], metric: str, path: Path, names: dict[str, 
         wide = min(xs) > 0 and max(xs) / min(xs) >= 10
         if wide:
             ax.set_xscale("log")
+        else:  # at most five ticks: labels such as "240.0k" would run into each other
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
         ax.xaxis.set_major_formatter(EngFormatter(places=1, sep=""))
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(f"{xlabel}{' (log scale)' if wide else ''}")
