@@ -156,3 +156,29 @@ def test_layers_following_a_changed_default_are_not_repeated():
     runs[0].config["model.layers[1].padding"] = "same"
     runs[1].config["model.layers[1].padding"] = "valid"
     assert compare.differing(runs) == ["model.defaults.conv2d.padding", "model.layers[1].padding"]
+
+
+def test_initializers_regularizers_and_constraints_are_one_cell_in_one_notation():
+    """l2.yaml writes `{l2: 1.0e-4}` in model.defaults; the resolved layers hold
+    `{type: l2, l2: 1.0e-4}`: both read `l2(l2=0.0001)`, so the layers follow the default."""
+
+    def config(reg: dict | None, constraint: object) -> dict:
+        resolved = None if reg is None else {"type": "l2", **reg}
+        layer = {"kernel_regularizer": resolved, "kernel_constraint": constraint}
+        defaults = {"conv2d": {"kernel_regularizer": reg, "kernel_constraint": constraint}}
+        return {"model": {"defaults": defaults, "layers": [layer]}}
+
+    wide = {"type": "max_norm", "max_value": 2.0, "axis": [0, 1, 2]}
+    runs = [_summary(config(None, None)), _summary(config({"l2": 0.001}, wide))]
+    assert compare.differing(runs) == [
+        "model.defaults.conv2d.kernel_constraint",
+        "model.defaults.conv2d.kernel_regularizer",
+    ]
+    assert runs[1].config["model.layers[0].kernel_regularizer"] == "l2(l2=0.001)"
+    assert runs[1].config["model.defaults.conv2d.kernel_regularizer"] == "l2(l2=0.001)"
+    assert runs[1].config["model.layers[0].kernel_constraint"] == (
+        "max_norm(axis=[0, 1, 2], max_value=2.0)"
+    )
+    assert compare.flatten({"sweep": {"grid": {"a.kernel_initializer": ["zeros", "ones"]}}}) == {
+        "sweep.grid.a.kernel_initializer": ("zeros", "ones")
+    }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -166,3 +167,20 @@ def test_dry_run_creates_nothing(tmp_path, monkeypatch):
         main(["sweep", str(SWEEPS[0]), "--dry-run"])
     assert exc.value.code == 0
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_conv2d_guide_covers_every_example_sweep():
+    """`make sweeps` / `make guide` run every sweep of configs/sweeps/, and the guide shows each
+    one's comparison: its table and both plots, written by `convtrain compare`."""
+    repo = Path(__file__).resolve().parents[1]
+    makefile = (repo / "Makefile").read_text()
+    listed = re.search(r"^GUIDE_SWEEPS \?= (.+)$", makefile, re.M).group(1).split()
+    assert sorted(listed) == sorted(p.stem for p in SWEEPS)
+    guide = (repo / "docs" / "conv2d-guide.md").read_text()
+    assert "<!--" not in guide
+    for name in listed:
+        assert f"configs/sweeps/{name}.yaml" in guide
+        assert f"`convtrain compare runs/sweeps/{name}`" in guide
+        for png in ("compare_cost.png", "compare_curves.png"):
+            assert f"(conv2d-guide/{name}/{png})" in guide
+            assert (repo / "docs" / "conv2d-guide" / name / png).stat().st_size > 10_000

@@ -156,6 +156,13 @@ def _parse(kind: str, value: Any) -> KerasObject:
     return KerasObject(kind=kind, name=name, kwargs=kwargs)
 
 
+def describe(kind: str, value: Any) -> str:
+    """One line for a table: `l2(l2=0.0001)`, `non_neg`, whichever accepted form `value` has."""
+    obj = _parse(kind, value)
+    args = ", ".join(f"{k}={v}" for k, v in sorted(obj.kwargs.items()))
+    return f"{obj.name}({args})" if args else obj.name
+
+
 def _serialize(obj: KerasObject) -> str | dict[str, Any]:
     return obj.to_yaml()
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from convtrain.config.keras_objects import describe
 from convtrain.errors import ConvtrainError
 from convtrain.io import atomic_write_text
 from convtrain.rundir import RunDir
@@ -42,10 +43,22 @@ class RunSummary:
         return self.run.path.name
 
 
+# Keys holding an initializer, regularizer or constraint: one cell each, in one notation whether
+# the config wrote `{l2: 0.0001}` (model.defaults) or `{type: l2, l2: 0.0001}` (a resolved layer).
+_KERAS_OBJECTS = {
+    "_initializer": "initializer",
+    "_regularizer": "regularizer",
+    "_constraint": "constraint",
+}
+
+
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     """`{model: {layers: [{filters: 16}]}}` -> `{"model.layers[0].filters": 16}`."""
     out: dict[str, Any] = {}
-    if isinstance(value, dict):
+    kind = next((k for s, k in _KERAS_OBJECTS.items() if prefix.endswith(s)), None)
+    if kind is not None and isinstance(value, (str, dict)):  # not a sweep's list of values
+        out[prefix] = describe(kind, value)
+    elif isinstance(value, dict):
         for k, v in value.items():
             out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
     elif isinstance(value, list) and value and any(isinstance(v, (dict, list)) for v in value):
