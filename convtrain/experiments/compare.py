@@ -186,7 +186,10 @@ def labels(runs: list[RunSummary]) -> dict[str, str]:
     keys = differing(runs) if len(runs) > 1 else []
     out = {}
     for r in runs:
-        values = ", ".join(f"{k.rsplit('.', 1)[-1]}={cell(r.config.get(k))}" for k in keys)
+        values = ", ".join(
+            f"{k.rsplit('.', 1)[-1]}={'none' if r.config.get(k) is None else cell(r.config.get(k))}"
+            for k in keys
+        )
         short = _STAMP.sub("", r.name)
         out[r.name] = f"{short}: {values}" if values else short
     return out

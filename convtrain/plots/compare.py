@@ -94,7 +94,12 @@ def curves_plot(runs: list[RunSummary], path: Path, names: dict[str, str]) -> No
         ax.set_xlabel("epoch")
         ax.grid(True, alpha=0.3)
     axes[0].set_ylabel("accuracy")
-    axes[1].set_ylabel("loss")
+    losses = [y for line in axes[1].get_lines() for y in line.get_ydata() if y > 0]
+    # One diverging run would flatten every other curve against the axis on a linear scale.
+    wide = bool(losses) and max(losses) / min(losses) >= 20
+    if wide:
+        axes[1].set_yscale("log")
+    axes[1].set_ylabel("loss (log scale)" if wide else "loss")
     axes[0].legend(fontsize=8, loc="lower right")
     fig.suptitle("learning curves of the compared runs")
     _save(fig, path)
