@@ -195,3 +195,25 @@ def test_memory_mapped_and_resident_caches_give_the_same_batches(
     for a, b in zip(eval_resident, eval_mapped, strict=True):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(np.concatenate(eval_mapped), _raw(exp, split.test))
+
+
+def test_training_batches_are_prepared_on_one_thread_when_the_cpu_trains(
+    synthetic_root: Path, tmp_path: Path
+) -> None:
+    """No GPU here: train.data_threads defaults to 1 (a parallel pipeline took cores from the
+    training step); a configured count is used as given, with the same batches."""
+    import tensorflow as tf
+
+    from convtrain.data.pipeline import data_threads
+
+    assert not tf.config.list_physical_devices("GPU")
+    assert data_threads(None) == 1 and data_threads(3) == 3
+    exp = experiment(synthetic_root, tmp_path)
+    split = make_split(exp)
+    default = make_datasets(exp, split).train
+    assert default.options().threading.private_threadpool_size == 1
+    three = validate({**exp.model_dump(mode="json"), "train": {"batch_size": 8, "data_threads": 3}})
+    wider = make_datasets(three, split).train
+    assert wider.options().threading.private_threadpool_size == 3
+    for a, b in zip(default, wider, strict=True):
+        np.testing.assert_array_equal(a[0], b[0])

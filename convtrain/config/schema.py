@@ -228,6 +228,9 @@ class TrainConfig(Section):
     jit_compile: bool = False  # XLA: measured slower for convolutions on CPU
     steps_per_execution: PositiveInt = 1  # training steps per call of the compiled function
     threads: PositiveInt | None = None  # TensorFlow intra-op threads; None: one per core
+    # Threads preparing training batches (loading, augmenting). None: 1 when the CPU also trains
+    # (more would take cores from the training step: measured slower), tf.data's own choice on GPU.
+    data_threads: PositiveInt | None = None
     # Multiply optimizer.learning_rate by the number of replicas (the linear scaling rule).
     scale_lr_with_replicas: bool = False
 

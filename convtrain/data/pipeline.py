@@ -120,6 +120,15 @@ def make_eval_dataset(
     return _batches(cache, items, num_classes, experiment.train.batch_size)
 
 
+def data_threads(configured: int | None) -> int:
+    """train.data_threads, or 1 when the CPU trains: on a 2-core machine, augmentation running in
+    parallel with the training step slowed training more than augmenting on one thread
+    (docs/performance.md). With a GPU the CPU is free: tf.data chooses."""
+    if configured is not None:
+        return configured
+    return AUTOTUNE if tf.config.list_physical_devices("GPU") else 1
+
+
 def make_datasets(experiment: Experiment, split: Split) -> Datasets:
     everything = (*split.train, *split.val, *split.test)
     cache = _cache_for(experiment.data, everything)
@@ -141,7 +150,13 @@ def make_datasets(experiment: Experiment, split: Split) -> Datasets:
             images = augment_batch(images, tf.stack([draw, tf.constant(seed, tf.int64)]), augment)
         return images, tf.one_hot(batch[1], num_classes, dtype=tf.float32)
 
-    train = tf.data.Dataset.zip((train, batch_seeds)).map(prepare, num_parallel_calls=AUTOTUNE)
+    threads = data_threads(experiment.train.data_threads)
+    train = tf.data.Dataset.zip((train, batch_seeds)).map(prepare, num_parallel_calls=threads)
+    if threads != AUTOTUNE:
+        options = tf.data.Options()
+        options.threading.private_threadpool_size = threads
+        options.threading.max_intra_op_parallelism = 1
+        train = train.with_options(options)
     return Datasets(
         split=split,
         train=train.prefetch(AUTOTUNE),
