@@ -395,3 +395,27 @@ def test_a_run_still_training_is_not_resumed(trained, tmp_path: Path, capsys) ->
         f"error: {run.path}: still being trained by process {trainer.pid} on this machine; "
         f"wait for it, or stop it (Ctrl-C or kill {trainer.pid}) before resuming\n"
     )
+
+
+def test_resume_after_a_kill_during_the_evaluation_writes_the_reports(
+    trained, tmp_path: Path, capsys
+) -> None:
+    # A kill after the last epoch's commit, while the test split is evaluated: state.json says
+    # completed, reports/ was never written. Resuming finishes the evaluation and nothing else.
+    run = RunDir(Path(shutil.copytree(trained[0].path, tmp_path / "run")))
+    shutil.rmtree(run.reports)
+    shutil.rmtree(run.plots)
+    before = run.state.read_text(), run.history.read_text(), run.final_model.read_bytes()
+    code, out, err = cli("train", "--resume", str(run.path), capsys=capsys)
+    assert code == 0, err
+    assert err.startswith(
+        f"resuming {run.path}: training completed 2 of 2 epochs, the evaluation did not\n"
+    )
+    assert f"{run.path.name}: 2 epochs, best val_accuracy" in out
+    metrics = json.loads((run.reports / "metrics.json").read_text())
+    assert metrics == json.loads((trained[0].reports / "metrics.json").read_text())
+    assert (run.plots / "confusion_matrix.png").is_file()
+    assert (run.state.read_text(), run.history.read_text(), run.final_model.read_bytes()) == before
+
+    again = cli("train", "--resume", str(run.path), capsys=capsys)
+    assert again[0] == 2 and "nothing to resume, the run completed 2 of 2 epochs" in again[2]

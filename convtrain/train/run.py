@@ -231,6 +231,7 @@ def _plateau(experiment: Experiment) -> PlateauState | None:
 
 def resume_run(path: str, workers: str | None = None, worker_index: int | None = None) -> RunDir:
     from convtrain.data.split import load_split
+    from convtrain.evaluate.reports import METRICS
 
     run = RunDir.open(path, need=("config", "split", "state"))
     experiment = load_config(run.config)
@@ -239,10 +240,21 @@ def resume_run(path: str, workers: str | None = None, worker_index: int | None =
     split = load_split(run.split)
     state = TrainState.load(run)
     if state.status == "completed":
-        raise ConvtrainError(
-            f"{run.path}: nothing to resume, the run completed {state.completed_epochs} of "
-            f"{state.epochs} epochs; evaluate it with `convtrain evaluate {run.path}`"
+        if (run.reports / METRICS).is_file():
+            raise ConvtrainError(
+                f"{run.path}: nothing to resume, the run completed {state.completed_epochs} of "
+                f"{state.epochs} epochs; evaluate it with `convtrain evaluate {run.path}`"
+            )
+        # Killed after its last epoch, while evaluating: what is left is the evaluation.
+        print(
+            f"resuming {run.path}: training completed {state.completed_epochs} of "
+            f"{state.epochs} epochs, the evaluation did not",
+            file=sys.stderr,
+            flush=True,
         )
+        import_tensorflow()
+        _report(run, experiment, state)
+        return run
     pid = state.alive_elsewhere() if chief else None  # the other workers never write the run
     if pid is not None:
         raise ConvtrainError(
@@ -317,8 +329,6 @@ def _headline(metrics: dict[str, Any]) -> str:
 
 
 def _finish(run: RunDir, experiment: Experiment, state: TrainState, placement: Placement) -> None:
-    from convtrain.evaluate.run import evaluate_run
-
     if not placement.is_chief:
         print(
             f"multi-worker: trained {state.completed_epochs} epochs; the chief evaluates and "
@@ -326,6 +336,13 @@ def _finish(run: RunDir, experiment: Experiment, state: TrainState, placement: P
             file=sys.stderr,
         )
         return
+    _report(run, experiment, state)
+
+
+def _report(run: RunDir, experiment: Experiment, state: TrainState) -> None:
+    """Evaluate the trained run and print its summary line (the chief's last step)."""
+    from convtrain.evaluate.run import evaluate_run
+
     if state.stopped_early and experiment.train.early_stopping is not None:
         print(
             f"early stopping after epoch {state.completed_epochs}: no {state.monitor.name} "
