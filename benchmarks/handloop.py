@@ -103,16 +103,25 @@ class HandLoop:
         return time.perf_counter() - start
 
 
-def reference_loop(experiment: Experiment) -> HandLoop:
-    """The plain hand loop: float32, no XLA, whatever the experiment's performance options.
+PLAIN_KERAS = {"mixed_precision": "float32", "jit_compile": False, "fused_batch_norm": False}
 
-    Every training variant's process runs it too (a float32 variant's own hand loop is this one):
+
+def is_plain(experiment: Experiment) -> bool:
+    """Whether the experiment's performance options are all plain Keras's."""
+    return all(getattr(experiment.train, k) == v for k, v in PLAIN_KERAS.items())
+
+
+def reference_loop(experiment: Experiment) -> HandLoop:
+    """The plain Keras hand loop: float32, no XLA, Keras's own batch norm, whatever the
+    experiment's performance options: what the model costs written by hand with stock Keras.
+
+    Every training variant's process runs it too (a plain variant's own hand loop is this one):
     the same work each time, so variants measured minutes apart, under a different machine load,
     compare through their ratio to it.
     """
     import keras
 
-    train = experiment.train.model_copy(update={"mixed_precision": "float32", "jit_compile": False})
+    train = experiment.train.model_copy(update=PLAIN_KERAS)
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("float32")
     try:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from benchmarks.handloop import HandLoop, reference_loop, steady_rate
+from benchmarks.handloop import HandLoop, is_plain, reference_loop, steady_rate
 
 FRESH_ITERATORS = "--fresh-iterators"
 
@@ -75,8 +75,7 @@ def measure_variant(
         compile_model(model, experiment, num_classes)
         hand = HandLoop(experiment)
         augmented = HandLoop(experiment, augment=True) if experiment.augment.enabled else None
-        plain = experiment.train.mixed_precision == "float32" and not experiment.train.jit_compile
-        reference = None if plain else reference_loop(experiment)
+        reference = None if is_plain(experiment) else reference_loop(experiment)
         timer = _interleaved(hand, augmented, reference)
         # convtrain's own data arguments, without validation: training throughput only.
         data = fit_data(dataclasses.replace(datasets, val=None))

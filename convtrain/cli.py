@@ -6,6 +6,7 @@ User mistakes raise ConvtrainError: one line per problem on stderr, exit code 2,
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -280,7 +281,7 @@ def main(argv: list[str] | None = None) -> None:
     except ConvtrainError as exc:
         for line in exc.lines():
             click.echo(f"error: {line}", err=True)
-        sys.exit(exc.exit_code)
+        code = exc.exit_code
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
@@ -289,4 +290,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    sys.exit(code if isinstance(code, int) else 0)
+    else:
+        sys.exit(code if isinstance(code, int) else 0)
+    # The error's traceback kept what failed alive (for a lost multi-worker peer, TensorFlow's
+    # all-reduce ThreadPool): collected now, while the interpreter is whole, its finalizer runs
+    # cleanly instead of printing a traceback during shutdown.
+    gc.collect()
+    sys.exit(code)

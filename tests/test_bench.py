@@ -76,8 +76,9 @@ def test_tiny_benchmark_end_to_end(tiny: tuple[Path, Path], tmp_path: Path) -> N
     (path,) = out.glob("*-tiny.json")
     result = json.loads(path.read_text())
     assert f"results: {path}" in done.stdout
-    assert "ratio convtrain / hand loop, model only (target >= 1.0)" in done.stdout
-    assert "ratio convtrain / hand loop, same work" in done.stdout
+    assert "ratio convtrain / plain Keras loop (target >= 1.0)" in done.stdout
+    assert "ratio convtrain / hand loop, same options, model only" in done.stdout
+    assert "ratio convtrain / hand loop, same options, same work" in done.stdout
 
     base = result["variants"]["default"]
     # 48 images: stratified test 0.25 and val 0.2 of each class of 16 leave 9 to train.
@@ -94,6 +95,10 @@ def test_tiny_benchmark_end_to_end(tiny: tuple[Path, Path], tmp_path: Path) -> N
     assert no_augment["hand_augmented_epoch_seconds"] == []
     assert no_augment["hand_augmented_images_per_s"] is None
     summary = result["summary"]
+    assert summary["plain_keras_loop_images_per_s"] == base["reference_images_per_s"]
+    assert summary["convtrain_over_plain_keras_loop"] == round(
+        base["convtrain_images_per_s"] / base["reference_images_per_s"], 3
+    )
     assert summary["convtrain_over_hand_loop"] == round(
         base["convtrain_images_per_s"] / base["hand_images_per_s"], 3
     )
@@ -171,6 +176,31 @@ def test_same_work_hand_loop_augments_its_batches(tiny: tuple[Path, Path]) -> No
     assert not np.array_equal(first, plain._x.numpy()[:8])
     assert not np.array_equal(first, second)
     assert augmented.epoch() > 0
+
+
+def test_the_reference_loop_is_plain_keras(tiny: tuple[Path, Path]) -> None:
+    """The target's reference is the model written with stock Keras: whatever the variant's
+    options, its batch norm is Keras's own, in float32; the variant's hand loop follows them."""
+    from benchmarks.handloop import HandLoop, is_plain, reference_loop
+    from convtrain.config.load import load_config
+    from convtrain.train.run import keras_session
+
+    config, _ = tiny
+    bn = (
+        "model.layers=[{type: conv2d, filters: 4, kernel_size: 3}, {type: batch_norm}, "
+        "{type: global_avg_pool}]"
+    )
+    experiment = load_config(config, [bn, "train.mixed_precision=bfloat16"])
+    assert experiment.train.fused_batch_norm and not is_plain(experiment)
+    with keras_session(experiment, experiment.seed):
+        variant, reference = HandLoop(experiment), reference_loop(experiment)
+
+    def ops(loop: HandLoop) -> set[str]:
+        graph = loop._step.get_concrete_function(loop._x[:8], loop._y[:8]).graph
+        return {op.type for op in graph.get_operations()}
+
+    assert "FusedBatchNormV3" in ops(variant) and "FusedBatchNormV3" not in ops(reference)
+    assert reference.epoch() > 0
 
 
 def test_steps_per_execution_and_threads_reach_tensorflow(tiny: tuple[Path, Path]) -> None:

@@ -227,6 +227,9 @@ class TrainConfig(Section):
     mixed_precision: Literal["float32", "bfloat16", "float16"] = "float32"
     jit_compile: bool = False  # XLA: measured slower for convolutions on CPU
     steps_per_execution: PositiveInt = 1  # training steps per call of the compiled function
+    # Batch norm's training step on TensorFlow's fused kernel: the same result as Keras's
+    # (up to float rounding), measured faster; false gives Keras's own ops.
+    fused_batch_norm: bool = True
     threads: PositiveInt | None = None  # TensorFlow intra-op threads; None: one per core
     # Threads preparing training batches (loading, augmenting). None: 1 when the CPU also trains
     # (more would take cores from the training step: measured slower), tf.data's own choice on GPU.

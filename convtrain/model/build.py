@@ -13,6 +13,7 @@ from convtrain.config.keras_objects import KerasObject
 from convtrain.config.schema import Experiment
 from convtrain.errors import ConvtrainError
 from convtrain.model.arithmetic import FIRST
+from convtrain.model.fused_bn import fuse_batch_norm
 from convtrain.model.shapes import PERMUTE_DIMS, Plan, Step, plan_model
 
 INPUT_NAME = "image"
@@ -242,4 +243,7 @@ def build_model(experiment: Experiment, num_classes: int, *, check_device: bool 
         outputs = build_steps([head], x)
     finally:
         keras.mixed_precision.set_global_policy(policy)
-    return keras.Model(inputs, outputs, name=experiment.name)
+    model = keras.Model(inputs, outputs, name=experiment.name)
+    if experiment.train.fused_batch_norm:
+        fuse_batch_norm(model)
+    return model

@@ -270,6 +270,7 @@ def resume_run(path: str, workers: str | None = None, worker_index: int | None =
     import_tensorflow()  # the run directory is valid: now TensorFlow may start (quietly)
     from convtrain.data.pipeline import make_datasets
     from convtrain.model.build import build_model
+    from convtrain.model.fused_bn import fuse_batch_norm
     from convtrain.train.fit import compile_model
 
     if chief:
@@ -285,6 +286,8 @@ def resume_run(path: str, workers: str | None = None, worker_index: int | None =
         placement.agree("", "waiting for the other workers to be ready")
         if state.completed_epochs:
             model = checkpoints.load_checkpoint(run.checkpoint("last"))
+            if experiment.train.fused_batch_norm:
+                fuse_batch_norm(model)  # a saved model is plain Keras: route it again
             compile_model(model, trained, len(split.classes), optimizer=model.optimizer)
         else:
             model = build_model(experiment, len(split.classes))
