@@ -3,9 +3,9 @@
 Epochs of convtrain's trainer (its tf.data pipeline from the memory-mapped cache, its compiled
 model, Keras fit) alternate with epochs of the hand-written loop on the same model fed from
 in-memory tensors, so both see the same machine load; the ratio of their median steady epochs
-is the pipeline's and trainer's overhead. When the config augments, a second hand loop does
-the same augmentation in its step: the ratio to it compares the same work. The convtrain model is then evaluated on the test
-split: evaluation throughput, and test accuracy after this short training run.
+is the pipeline's and trainer's overhead. With --same-work, when the config augments, a second
+hand loop does the same augmentation in its step: the ratio to it compares the same work. The
+convtrain model is then evaluated on the test split: evaluation throughput, and test accuracy after this short training run.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 from benchmarks.handloop import HandLoop, is_plain, reference_loop, steady_rate
 
 FRESH_ITERATORS = "--fresh-iterators"
+SAME_WORK = "--same-work"
 
 
 def _interleaved(hand: HandLoop, augmented: HandLoop | None, reference: HandLoop | None) -> Any:
@@ -53,7 +54,11 @@ def _interleaved(hand: HandLoop, augmented: HandLoop | None, reference: HandLoop
 
 
 def measure_variant(
-    config: str, overrides: Sequence[str], epochs: int, fresh_iterators: bool = False
+    config: str,
+    overrides: Sequence[str],
+    epochs: int,
+    fresh_iterators: bool = False,
+    same_work: bool = False,
 ) -> dict[str, Any]:
     from convtrain.tfquiet import import_tensorflow
 
@@ -74,7 +79,9 @@ def measure_variant(
         model = build_model(experiment, num_classes)
         compile_model(model, experiment, num_classes)
         hand = HandLoop(experiment)
-        augmented = HandLoop(experiment, augment=True) if experiment.augment.enabled else None
+        augmented = (
+            HandLoop(experiment, augment=True) if same_work and experiment.augment.enabled else None
+        )
         reference = None if is_plain(experiment) else reference_loop(experiment)
         timer = _interleaved(hand, augmented, reference)
         # convtrain's own data arguments, without validation: training throughput only.
@@ -113,14 +120,18 @@ def measure_variant(
 
 
 def main(argv: Sequence[str]) -> None:
-    """`python -m benchmarks.trainbench CONFIG EPOCHS [--fresh-iterators] [KEY=VALUE ...]`.
+    """`python -m benchmarks.trainbench CONFIG EPOCHS [--fresh-iterators] [--same-work]
+    [KEY=VALUE ...]`.
 
     Prints one JSON line on stdout.
     """
     config, epochs, *rest = argv
-    fresh = FRESH_ITERATORS in rest
-    overrides = [item for item in rest if item != FRESH_ITERATORS]
-    print(json.dumps(measure_variant(config, overrides, int(epochs), fresh)), flush=True)
+    flags = {FRESH_ITERATORS, SAME_WORK}
+    overrides = [item for item in rest if item not in flags]
+    result = measure_variant(
+        config, overrides, int(epochs), FRESH_ITERATORS in rest, SAME_WORK in rest
+    )
+    print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from conftest import REPO, make_dataset
 sys.path.insert(0, str(REPO))  # benchmarks/ is a folder of the repository, not installed
 
 from benchmarks import measure  # noqa: E402
+from benchmarks.bench import MODES, variant_epochs  # noqa: E402
 from benchmarks.handloop import steady_rate  # noqa: E402
 
 TINY_CONFIG = """\
@@ -45,6 +46,14 @@ def tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
 def test_steady_rate_drops_the_first_epoch() -> None:
     assert steady_rate(100, [10.0, 1.0, 2.0, 4.0]) == 50.0
     assert steady_rate(100, [4.0]) == 25.0
+
+
+def test_the_xla_variant_trains_at_most_three_epochs() -> None:
+    full = MODES["full"]
+    assert full.epochs == 5
+    assert variant_epochs(full, "xla") == 3
+    assert variant_epochs(full, "bfloat16") == 5
+    assert variant_epochs(MODES["tiny"], "xla") == 2
 
 
 def test_preparation_cold_then_warm(tmp_path: Path) -> None:
@@ -94,6 +103,8 @@ def test_tiny_benchmark_end_to_end(tiny: tuple[Path, Path], tmp_path: Path) -> N
     no_augment = result["variants"]["no_augment"]
     assert no_augment["hand_augmented_epoch_seconds"] == []
     assert no_augment["hand_augmented_images_per_s"] is None
+    # Only the default variant runs the same-work loop: the summary compares the same work there.
+    assert result["variants"]["iterator_per_epoch"]["hand_augmented_epoch_seconds"] == []
     summary = result["summary"]
     assert summary["plain_keras_loop_images_per_s"] == base["reference_images_per_s"]
     assert summary["convtrain_over_plain_keras_loop"] == round(
