@@ -1,4 +1,4 @@
-"""EpochRecorder (rate per epoch, commit per epoch), NanGuard and the per-epoch line."""
+"""EpochRecorder (rate per epoch, commit per epoch), Validation, NanGuard and the per-epoch line."""
 
 from __future__ import annotations
 
@@ -12,7 +12,13 @@ import tensorflow as tf
 
 from convtrain.config.schema import TrainConfig
 from convtrain.rundir import RunDir
-from convtrain.train.callbacks import EpochRecorder, NanGuard, NonFiniteLoss, format_row
+from convtrain.train.callbacks import (
+    EpochRecorder,
+    NanGuard,
+    NonFiniteLoss,
+    Validation,
+    format_row,
+)
 from convtrain.train.optim import PlateauState
 from convtrain.train.state import Monitor, TrainState
 
@@ -40,6 +46,56 @@ def tiny_data(n: int = 24, batch: int = 8) -> tf.data.Dataset:
     x = rng.random((n, 8, 8, 3), dtype=np.float32)
     y = keras.utils.to_categorical(np.arange(n) % 3, 3).astype("float32")
     return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch)
+
+
+class Listener(keras.callbacks.Callback):
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[str] = []
+        self.ended: dict = {}
+
+    def on_test_begin(self, logs: dict | None = None) -> None:
+        self.events.append("begin")
+
+    def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.events.append(f"batch {batch}")
+
+    def on_test_end(self, logs: dict | None = None) -> None:
+        self.events.append("end")
+        self.ended = dict(logs or {})
+
+
+@pytest.mark.parametrize("steps_per_execution", [1, 2, 3])
+def test_validation_gives_model_evaluate_figures_every_epoch(steps_per_execution: int) -> None:
+    """One iterator for the whole fit: each epoch validates on the same batches, and the
+    figures are model.evaluate's (lr 0: the weights, hence the figures, do not change)."""
+    model = tiny_model(lr=0.0)
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.0),
+        loss="categorical_crossentropy",
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+        steps_per_execution=steps_per_execution,
+    )
+    val = tiny_data(n=30, batch=8)  # 4 batches, the last one short
+    listener = Listener()
+    history = model.fit(
+        tiny_data().repeat(),
+        steps_per_epoch=3,
+        epochs=3,
+        callbacks=[Validation(val, 4, listeners=[listener])],
+        verbose=0,
+    )
+    expected = model.evaluate(val, return_dict=True, verbose=0)
+    assert set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    for key in ("loss", "accuracy"):
+        assert history.history[f"val_{key}"] == pytest.approx([expected[key]] * 3, rel=1e-6)
+    # 4 steps in calls of 3 would run into the next epoch's batches: Keras's evaluate then.
+    every = steps_per_execution
+    batches = [f"batch {s}" for s in range(0, 4, every)] if 4 % every == 0 else []
+    assert listener.events == ["begin", *batches, "end"] * 3
+    assert listener.ended == pytest.approx(
+        {"val_loss": expected["loss"], "val_accuracy": expected["accuracy"]}, rel=1e-6
+    )
 
 
 def test_recorder_sets_the_rate_and_commits_each_epoch(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +118,52 @@ class EpochRecorder(keras.callbacks.Callback):
         write_history(self.run, state)
         if self.on_row is not None:
             self.on_row(row)
+
+
+class Validation(keras.callbacks.Callback):
+    """Validates at each epoch's end from one iterator kept for the whole fit.
+
+    Given validation data, Keras's fit makes a new iterator over it at every epoch, and on CPU
+    the epoch after that then often trained at half speed (docs/performance.md). The pipeline
+    is not shuffled, so repeating it gives the same batches every epoch. The figures are
+    model.evaluate's: the compiled test step, its metrics reset first, as `val_` logs that the
+    callbacks after this one (and Keras's history and progress bar) see. `listeners` are told
+    when validation begins, each batch and the end, as Keras's own validation tells them.
+    """
+
+    def __init__(self, dataset: tf.data.Dataset, steps: int, listeners: Sequence[Any] = ()) -> None:
+        super().__init__()
+        self.dataset, self.steps, self.listeners = dataset, steps, tuple(listeners)
+        self._iterator: Any = None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        model = self.model
+        for listener in self.listeners:
+            listener.on_test_begin()
+        if self._iterator is None:
+            strategy = model.distribute_strategy
+            self._iterator = iter(strategy.experimental_distribute_dataset(self.dataset.repeat()))
+        per_call = model.steps_per_execution
+        if self.steps % per_call:
+            # A last call of fewer steps would run on into the next repetition: Keras's own
+            # evaluation, on a fresh iterator, stops at the data's end.
+            figures = model.evaluate(self.dataset, return_dict=True, verbose=0)
+        else:
+            model.make_test_function()
+            model.reset_metrics()
+            for step in range(0, self.steps, per_call):
+                model.test_function(self._iterator)
+                for listener in self.listeners:
+                    listener.on_test_batch_end(step)
+            figures = model.get_metrics_result()
+        results = {f"val_{k}": float(v) for k, v in figures.items()}
+        for listener in self.listeners:
+            listener.on_test_end(results)
+        if logs is not None:
+            logs.update(results)
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self._iterator = None
 
 
 class EpochSummaries(keras.callbacks.Callback):

@@ -23,6 +23,7 @@ from convtrain.train.callbacks import (
     EpochSummaries,
     NanGuard,
     NonFiniteLoss,
+    Validation,
     format_row,
 )
 from convtrain.train.optim import make_optimizer
@@ -52,21 +53,22 @@ def compile_model(
 
 
 def fit_data(datasets: Datasets) -> dict[str, Any]:
-    """model.fit's data arguments: each pipeline repeated, so one iterator serves every epoch.
+    """model.fit's training data: the pipeline repeated, so one iterator serves every epoch.
 
     Given a finite tf.data pipeline, Keras makes a new iterator every epoch, and on CPU the
     first batch of some epochs then stalled for seconds (docs/performance.md). shuffle and
     random inside the pipeline still redraw at every repetition: the batches are the same.
+    Validation is the `Validation` callback's, for the same reason (`validation`).
     """
-    data: dict[str, Any] = {
-        "x": datasets.train.repeat(),
-        "steps_per_epoch": datasets.steps_per_epoch,
-    }
-    if datasets.val is not None:
-        steps = int(datasets.val.cardinality())  # known: the pipeline batches a fixed list
-        data["validation_data"] = datasets.val.repeat() if steps > 0 else datasets.val
-        data["validation_steps"] = steps if steps > 0 else None
-    return data
+    return {"x": datasets.train.repeat(), "steps_per_epoch": datasets.steps_per_epoch}
+
+
+def validation(datasets: Datasets, listeners: Sequence[Any] = ()) -> list[Validation]:
+    """The callback validating each epoch, first in the list so every later one sees val_ logs."""
+    if datasets.val is None:
+        return []
+    steps = int(datasets.val.cardinality())  # known: the pipeline batches a fixed list
+    return [Validation(datasets.val, steps, listeners)] if steps > 0 else []
 
 
 def balanced_class_weights(labels: Sequence[int]) -> dict[int, float]:
@@ -139,6 +141,7 @@ def fit(
         run, state, experiment.train, len(labels), on_row=None if progress_bar else print_row
     )
     callbacks = [
+        *validation(datasets, listeners=[recorder, *extra_callbacks]),
         NanGuard(),
         recorder,
         EpochSummaries(run.tensorboard),
