@@ -5,7 +5,8 @@ model, Keras fit) alternate with epochs of the hand-written loop on the same mod
 in-memory tensors, so both see the same machine load; the ratio of their median steady epochs
 is the pipeline's and trainer's overhead. With --same-work, when the config augments, a second
 hand loop does the same augmentation in its step: the ratio to it compares the same work. The
-convtrain model is then evaluated on the test split: evaluation throughput, and test accuracy after this short training run.
+convtrain model is then evaluated on the test split: evaluation throughput, and test accuracy
+after this short training run.
 """
 
 from __future__ import annotations

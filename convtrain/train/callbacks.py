@@ -124,7 +124,7 @@ class Validation(keras.callbacks.Callback):
     """Validates at each epoch's end from one iterator kept for the whole fit.
 
     Given validation data, Keras's fit makes a new iterator over it at every epoch, and on CPU
-    the epoch after that then often trained at half speed (docs/performance.md). The pipeline
+    the epoch after that at times trained at half speed (docs/performance.md). The pipeline
     is not shuffled, so repeating it gives the same batches every epoch. The figures are
     model.evaluate's: the compiled test step, its metrics reset first, as `val_` logs that the
     callbacks after this one (and Keras's history and progress bar) see. `listeners` are told
@@ -140,15 +140,16 @@ class Validation(keras.callbacks.Callback):
         model = self.model
         for listener in self.listeners:
             listener.on_test_begin()
-        if self._iterator is None:
-            strategy = model.distribute_strategy
-            self._iterator = iter(strategy.experimental_distribute_dataset(self.dataset.repeat()))
         per_call = model.steps_per_execution
         if self.steps % per_call:
             # A last call of fewer steps would run on into the next repetition: Keras's own
             # evaluation, on a fresh iterator, stops at the data's end.
             figures = model.evaluate(self.dataset, return_dict=True, verbose=0)
         else:
+            if self._iterator is None:
+                strategy = model.distribute_strategy
+                dataset = strategy.experimental_distribute_dataset(self.dataset.repeat())
+                self._iterator = iter(dataset)
             model.make_test_function()
             model.reset_metrics()
             for step in range(0, self.steps, per_call):
