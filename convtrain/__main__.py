@@ -1,3 +1,3 @@
-from convtrain.cli import main
+from convtrain.commands import main
 
 main()
