@@ -39,7 +39,7 @@ def in_memory_training_set(experiment: Experiment) -> tuple[np.ndarray, np.ndarr
 class HandLoop:
     """The experiment's model, optimizer and loss in a GradientTape loop over in-memory tensors.
 
-    Build it inside convtrain.train.run.keras_session (seed, dtype policy, strategy).
+    Build it inside convtrain.train.session.keras_session (seed, dtype policy, strategy).
     """
 
     def __init__(self, experiment: Experiment, augment: bool = False) -> None:

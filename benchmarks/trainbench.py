@@ -65,13 +65,14 @@ def measure_variant(
 
     import_tensorflow()
     from convtrain.config.load import load_config
+    from convtrain.data.index import with_data_root
     from convtrain.data.pipeline import make_datasets
     from convtrain.data.split import make_split
     from convtrain.model.build import build_model
     from convtrain.train.fit import compile_model, fit_data
-    from convtrain.train.run import _with_data_root, keras_session
+    from convtrain.train.session import keras_session
 
-    experiment = _with_data_root(load_config(config, overrides))
+    experiment = with_data_root(load_config(config, overrides))
     load_before = os.getloadavg()
     with keras_session(experiment, experiment.seed):
         split = make_split(experiment)

@@ -1,43 +1,47 @@
-"""Progress of counted work on stderr: a redrawn bar on a terminal, a line every 10% elsewhere.
+"""How library code tells the user what it is doing without printing: a Reporter.
 
-Used for long loops (decoding images, evaluating batches); downloads and extraction count
-bytes instead and use convtrain.data.byte_progress.
+Long work (downloads, extraction, decoding, evaluation batches) opens a `task` and advances it;
+notes and warnings are single lines. The commands pass a reporter that draws on the terminal
+(convtrain.commands.console: rich bars, or plain lines off a terminal); QUIET, the default of
+every library function, shows nothing.
 """
 
 from __future__ import annotations
 
-import sys
-import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+Advance = Callable[[float], None]  # called with the amount of work just done
 
 
-class Progress:
-    """A progress bar on stderr; plain lines every 10% when stderr is not a terminal (CI logs)."""
+class Reporter:
+    """Shows nothing; the commands' reporter overrides each method."""
 
-    def __init__(self, total: int, label: str, *, enabled: bool = True):
-        self.total, self.label, self.done = total, label, 0
-        self.enabled = enabled and total > 0
-        self.tty = sys.stderr.isatty()
-        self.start = time.perf_counter()
-        self._last_decile = -1
+    def note(self, text: str) -> None:
+        """One line about what is happening."""
 
-    def update(self, n: int = 1) -> None:
-        self.done += n
-        if not self.enabled:
-            return
-        frac = self.done / self.total
-        elapsed = time.perf_counter() - self.start
-        if self.tty:
-            bar = "#" * int(frac * 30)
-            print(
-                f"\r{self.label} [{bar:<30}] {self.done}/{self.total} {elapsed:.1f}s",
-                end="",
-                file=sys.stderr,
-                flush=True,
-            )
-        elif int(frac * 10) > self._last_decile:
-            self._last_decile = int(frac * 10)
-            print(f"{self.label}: {self.done}/{self.total} ({elapsed:.1f}s)", file=sys.stderr)
+    def warning(self, text: str) -> None:
+        """One line about something the user should know (shown as `warning: text`)."""
 
-    def close(self) -> None:
-        if self.enabled and self.tty:
-            print(file=sys.stderr)
+    @contextmanager
+    def task(
+        self, label: str, total: float | None, *, done: float = 0, unit: str = ""
+    ) -> Iterator[Advance]:
+        """Work of `total` units (None: unknown), `done` of them already; unit "bytes" or ""."""
+        yield _ignore
+
+
+def _ignore(amount: float) -> None:
+    pass
+
+
+QUIET = Reporter()
+
+
+def human_bytes(n: float) -> str:
+    """1234567 -> '1.2 MB' (decimal units, as download sizes are quoted)."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError("unreachable")

@@ -10,17 +10,28 @@ runs/<name>-<YYYYmmdd-HHMMSS>/
   tensorboard/
   model.keras            the final model
   reports/  plots/       written by evaluate
+
+Its JSON files are typed records (convtrain.records), read and written through `read` and
+`write`. A process training the run holds it with `owned`: an flock on the directory itself,
+which the kernel releases when that process ends, however it ends.
 """
 
 from __future__ import annotations
 
-import json
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 from convtrain.errors import ConvtrainError
+from convtrain.history import History, read_history
+from convtrain.records import Record
+
+R = TypeVar("R", bound=Record)
 
 
 @dataclass(frozen=True)
@@ -111,10 +122,52 @@ class RunDir:
                 )
         return run
 
-    def read_json(self, path: Path) -> Any:
+    def file(self, record: type[Record]) -> Path:
+        return self.path / record.FILE
+
+    def read(self, record: type[R]) -> R:
+        """The record's file, validated; one-line RecordError when missing or damaged."""
+        return record.read(self.file(record))
+
+    def write(self, record: Record) -> None:
+        record.write(self.file(type(record)))
+
+    def read_history(self) -> History | None:
+        return read_history(self.history)
+
+    @contextmanager
+    def owned(self) -> Iterator[None]:
+        """This process's hold on the run: refused while another live process holds it."""
+        fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConvtrainError(f"{path}: missing from the run directory") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ConvtrainError(f"{path}: unreadable ({exc.__class__.__name__}: {exc})") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pid = _flock_holder(fd)
+                who, stop = (
+                    (f"process {pid}", f" (Ctrl-C or kill {pid})")
+                    if pid
+                    else ("another process", "")
+                )
+                raise ConvtrainError(
+                    f"{self.path}: still being trained by {who} on this machine; wait for it, "
+                    f"or stop it{stop} before resuming"
+                ) from None
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+
+def _flock_holder(fd: int) -> int | None:
+    """The pid holding an flock on the file behind `fd`, from Linux's /proc/locks."""
+    st = os.fstat(fd)
+    inode = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    try:
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split()  # "1: FLOCK  ADVISORY  WRITE 4242 fe:00:2146453 0 EOF"
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == inode:
+            return int(fields[4]) if fields[4].isdigit() else None
+    return None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -135,3 +137,26 @@ def tiny_data_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "CONVTRAIN_CACHE_DIR": str(base / "cache"),
         "TF_CPP_MIN_LOG_LEVEL": "3",
     }
+
+
+HOOKS = Path(__file__).resolve().parent / "hooks"
+
+
+def pausing(env: dict[str, str], after_epochs: int, folder: Path) -> dict[str, str]:
+    """`env` for a convtrain process (and the ones it starts) that stops after committing epoch
+    `after_epochs` until `folder/go` exists (tests/hooks/sitecustomize.py)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = [str(HOOKS), *(p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p)]
+    return {
+        **env,
+        "PYTHONPATH": os.pathsep.join(path),
+        "CONVTRAIN_TEST_PAUSE": f"{after_epochs}:{folder}",
+    }
+
+
+def wait_until_paused(proc: subprocess.Popen, folder: Path) -> int:
+    """Wait for the process started with `pausing` to reach its pause; the pid that paused."""
+    while not (folder / "paused").exists():
+        assert proc.poll() is None, "the process ended before reaching the pause"
+        time.sleep(0.02)
+    return int((folder / "paused").read_text())

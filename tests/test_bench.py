@@ -169,7 +169,7 @@ def test_same_work_hand_loop_augments_its_batches(tiny: tuple[Path, Path]) -> No
 
     from benchmarks.handloop import HandLoop
     from convtrain.config.load import load_config
-    from convtrain.train.run import keras_session
+    from convtrain.train.session import keras_session
 
     config, _ = tiny
     experiment = load_config(config)
@@ -194,7 +194,7 @@ def test_the_reference_loop_is_plain_keras(tiny: tuple[Path, Path]) -> None:
     options, its batch norm is Keras's own, in float32; the variant's hand loop follows them."""
     from benchmarks.handloop import HandLoop, is_plain, reference_loop
     from convtrain.config.load import load_config
-    from convtrain.train.run import keras_session
+    from convtrain.train.session import keras_session
 
     config, _ = tiny
     bn = (
@@ -222,7 +222,7 @@ def test_steps_per_execution_and_threads_reach_tensorflow(tiny: tuple[Path, Path
         "from convtrain.config.load import load_config\n"
         "from convtrain.model.build import build_model\n"
         "from convtrain.train.fit import compile_model\n"
-        "from convtrain.train.run import keras_session\n"
+        "from convtrain.train.session import keras_session\n"
         "import tensorflow as tf\n"
         f"e = load_config({str(config)!r}, ['train.steps_per_execution=4', 'train.threads=1'])\n"
         "with keras_session(e, e.seed):\n"

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 import convtrain.data.cache as cache_module
+from convtrain.commands.console import Console
 from convtrain.config.schema import DataConfig
 from convtrain.data.cache import cache_directory, open_cache, open_cache_for, recorded_failures
 from convtrain.data.decode import decode_image
@@ -40,7 +41,7 @@ def _data(root: Path, tmp_path: Path, **kw) -> DataConfig:
 
 
 def _open(data: DataConfig):
-    return open_cache(index_dataset(data), data, progress=False)
+    return open_cache(index_dataset(data), data)
 
 
 def test_second_open_decodes_nothing(synthetic_root: Path, tmp_path: Path, decodes) -> None:
@@ -124,7 +125,7 @@ def test_truncated_jpeg_is_recorded_not_fatal(
     data = _data(synthetic_root, tmp_path)
     index = index_dataset(data)
     assert "beta/image_cut.jpg" in dict(index.items)  # headers cannot tell
-    cache = open_cache(index, data, progress=False)
+    cache = open_cache(index, data, Console())
     failed = dict(cache.failed)
     assert list(failed) == ["beta/image_cut.jpg"]
     assert failed["beta/image_cut.jpg"].startswith(
@@ -132,7 +133,7 @@ def test_truncated_jpeg_is_recorded_not_fatal(
     )
     assert "beta/image_cut.jpg" not in cache.rows and "beta/image_big.jpg" in cache.rows
     assert f"warning: skipped {cut}: cannot decode the image" in capsys.readouterr().err
-    assert dict(open_cache(index, data, progress=False).failed) == failed  # remembered
+    assert dict(open_cache(index, data).failed) == failed  # remembered
     assert recorded_failures(synthetic_root, data) == failed
     assert recorded_failures(tmp_path, data) is None
 
@@ -141,7 +142,7 @@ def test_progress_lines_when_stderr_is_not_a_terminal(
     synthetic_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     data = _data(synthetic_root, tmp_path)
-    open_cache(index_dataset(data), data)
+    open_cache(index_dataset(data), data, Console())
     err = capsys.readouterr().err.splitlines()
     assert err[0] == (
         f"building the image cache in {cache_directory(synthetic_root, data)}: 38 images to decode"

@@ -19,8 +19,7 @@ from convtrain.train.callbacks import (
     Validation,
     format_row,
 )
-from convtrain.train.optim import PlateauState
-from convtrain.train.state import Monitor, TrainState
+from convtrain.train.state import Monitor, PlateauState, TrainState
 
 
 def tiny_model(lr: float = 0.01) -> keras.Model:
@@ -105,7 +104,7 @@ def test_recorder_sets_the_rate_and_commits_each_epoch(tmp_path: Path) -> None:
         optimizer={"type": "sgd", "learning_rate": 0.4},
         schedule={"type": "step", "step_epochs": 1, "gamma": 0.5},
     )
-    state = TrainState(status="running", epochs=3, monitor=Monitor("val_accuracy", "max"))
+    state = TrainState.begin(3, Monitor("val_accuracy", "max"))
     lines: list[str] = []
     recorder = EpochRecorder(run, state, train, 24, on_row=lambda r: lines.append(format_row(r, 3)))
     model = tiny_model()
@@ -139,12 +138,7 @@ def test_recorder_early_stops_and_updates_plateau(tmp_path: Path) -> None:
         # No epoch can beat the first by 10: training stops after 1 + patience epochs.
         early_stopping={"patience": 2, "min_delta": 10.0},
     )
-    state = TrainState(
-        status="running",
-        epochs=10,
-        monitor=Monitor("val_loss", "min"),
-        plateau=PlateauState(lr=0.1),
-    )
+    state = TrainState.begin(10, Monitor("val_loss", "min"), plateau=PlateauState(lr=0.1))
     model = tiny_model()
     model.fit(
         tiny_data(),

@@ -9,10 +9,14 @@ import pytest
 import yaml
 
 from convtrain.config.load import dump_config, validate
+from convtrain.data.split import Split
 from convtrain.errors import ConvtrainError
+from convtrain.evaluate.summary import MetricsRecord
 from convtrain.experiments import compare
 from convtrain.model.inspect import totals
 from convtrain.model.shapes import plan_model
+from convtrain.rundir import RunDir
+from convtrain.train.state import Monitor, TrainState
 
 BASE = {
     "name": "cmp",
@@ -34,15 +38,24 @@ def fake_run(root: Path, name: str, filters: int, acc: float, mpca: float) -> Pa
     run = root / name
     (run / "reports").mkdir(parents=True)
     (run / "config.yaml").write_text(dump_config(validate(raw)))
-    (run / "split.json").write_text(
-        json.dumps({"classes": ["a", "b", "c"], "train": [], "val": [], "test": []})
+    Split(classes=("a", "b", "c"), train=(("a/1.jpg", 0),), val=(), test=(("b/1.jpg", 1),)).write(
+        run / "split.json"
     )
-    (run / "reports" / "metrics.json").write_text(
-        json.dumps(
-            {"accuracy": acc, "mean_per_class_accuracy": mpca, "top_k_accuracy": 1.0, "top_k": 3}
-        )
-    )
-    (run / "state.json").write_text(json.dumps({"completed_epochs": 3, "best_epoch": 2}))
+    MetricsRecord(
+        checkpoint="best",
+        split="test",
+        num_images=20,
+        num_classes=3,
+        accuracy=acc,
+        mean_per_class_accuracy=mpca,
+        top_k=3,
+        top_k_accuracy=1.0,
+    ).write(run / "reports" / "metrics.json")
+    state = TrainState.begin(3, Monitor("val_accuracy", "max"))
+    for epoch, value in ((1, 0.4), (2, 0.5), (3, 0.45)):
+        state.record({"epoch": epoch, "val_accuracy": value})
+    state.status = "completed"
+    state.save(RunDir(run))
     (run / "history.csv").write_text(
         "epoch,loss,accuracy,val_loss,val_accuracy,lr,epoch_time,images_per_s\n"
         "1,1.0,0.5,1.1,0.4,0.001,10.0,100\n2,0.8,0.6,0.9,0.5,0.001,12.0,120\n3,0.7,0.7,0.95,0.45,0.001,11.0,110\n"
@@ -121,7 +134,7 @@ def test_a_key_one_config_omits_is_not_a_difference(runs):
 def _summary(config: dict) -> compare.RunSummary:
     return compare.RunSummary(
         run=None, config=compare.flatten(config), metrics={}, params=0, macs=0,
-        train_time_s=0.0, images_per_s=None, best_epoch=None, epochs_done=0, history=[],
+        train_time_s=0.0, images_per_s=None, best_epoch=None, epochs_done=0, history=None,
     )  # fmt: skip
 
 

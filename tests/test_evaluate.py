@@ -16,16 +16,27 @@ import yaml
 from conftest import make_dataset
 from PIL import Image
 
-from convtrain.cli import main
+from convtrain.commands import main
+from convtrain.commands.evaluate import evaluate_and_report
+from convtrain.config.load import load_config
 from convtrain.data.decode import decode_image
-from convtrain.data.split import Split, save_split
+from convtrain.data.split import Split
 from convtrain.evaluate.figures import GRID_TITLE_CHARS, grid_title
-from convtrain.evaluate.history import read_history
-from convtrain.evaluate.run import evaluate_run, run_evaluate
+from convtrain.evaluate.summary import MetricsRecord
+from convtrain.history import read_history
+from convtrain.model.shapes import plan_model
 from convtrain.rundir import RunDir
 
 CLASSES = ("alpha", "beta", "delta", "gamma")
 SIZE = 16
+
+
+def evaluate_run(run: RunDir, checkpoint: str, split: str) -> MetricsRecord:
+    """What `convtrain evaluate RUN --checkpoint C --split S` does, in this process."""
+    experiment = load_config(run.config)
+    saved = run.read(Split)
+    plan = plan_model(experiment, len(saved.classes))
+    return evaluate_and_report(run, experiment, saved, plan, checkpoint, split)
 
 
 def config_dict(root: Path, cache: Path, top_k: int = 2) -> dict:
@@ -86,8 +97,8 @@ def built_run(tmp_path_factory) -> Path:
         parts["test"] += [(f, label) for f in files[:4]]
         parts["val"] += [(f, label) for f in files[4:6]]
         parts["train"] += [(f, label) for f in files[6:]]
-    split = Split(CLASSES, *(tuple(sorted(parts[k])) for k in ("train", "val", "test")))
-    save_split(split, run.split)
+    split = Split(classes=CLASSES, **{k: tuple(sorted(v)) for k, v in parts.items()})
+    run.write(split)
     model = _tiny_model(len(CLASSES))
     import keras
 
@@ -150,7 +161,7 @@ def test_metrics_match_an_independent_computation(run_copy, capsys):
     summary = evaluate_run(run_copy, "best", "test")
     expected = _expected(run_copy, "best", "test", k=2)
     saved = json.loads((run_copy.reports / "metrics.json").read_text())
-    assert saved == summary
+    assert saved == summary.model_dump()
     assert saved["checkpoint"] == "best" and saved["split"] == "test"
     assert saved["num_images"] == expected["num_images"] == 16
     assert saved["num_classes"] == 4 and saved["top_k"] == 2
@@ -225,7 +236,9 @@ def test_evaluating_twice_gives_identical_reports(run_copy):
 
 
 def test_cli_defaults_from_eval_section_and_options(run_copy, capsys):
-    run_evaluate(str(run_copy.path))
+    with pytest.raises(SystemExit) as exit_:
+        main(["evaluate", str(run_copy.path)])
+    assert exit_.value.code == 0
     saved = json.loads((run_copy.reports / "metrics.json").read_text())
     assert (saved["checkpoint"], saved["split"], saved["top_k"]) == ("best", "test", 2)
     with pytest.raises(SystemExit) as exit_:
@@ -253,8 +266,9 @@ def test_history_without_validation_falls_back_to_training_metric(tmp_path):
     assert not history.has("val_loss")
     assert history.best_epoch("val_accuracy") == (2, "accuracy")
     path.write_text("epoch,loss\n1,abc\n")
-    with pytest.raises(Exception, match=r"history.csv: expected numbers in every column"):
+    with pytest.raises(Exception) as err:
         read_history(path)
+    assert str(err.value) == f"{path}: line 2, column loss: expected a number, received 'abc'"
     assert read_history(tmp_path / "absent.csv") is None
 
 
@@ -409,3 +423,60 @@ def test_first_conv_skips_other_convolutions_and_looks_inside_nested_models():
     )
     assert first_conv(model).name == "c1"
     assert first_conv(keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten()])) is None
+
+
+# --- a damaged history.csv or state.json: one warning, only what depends on it left out ------
+
+
+def _evaluate_cli(run: RunDir, capsys) -> list[str]:
+    """`convtrain evaluate RUN`; its warning lines (it must succeed)."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["evaluate", str(run.path)])
+    assert exit_.value.code == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return [line for line in err.splitlines() if line.startswith("warning:")]
+
+
+def test_a_corrupt_history_is_one_warning_and_only_the_curves_are_left_out(run_copy, capsys):
+    evaluate_run(run_copy, "best", "test")
+    capsys.readouterr()
+    before = (run_copy.reports / "metrics.json").read_text()
+    run_copy.history.write_text("epoch,loss\n1,1.4\nnot,a number\n")
+    assert _evaluate_cli(run_copy, capsys) == [
+        f"warning: {run_copy.history}: line 3, column epoch: expected a number, received 'not'; "
+        f"the learning curves are left out"
+    ]
+    assert {p.name for p in run_copy.plots.iterdir()} == {
+        "confusion_matrix.png",
+        "per_class_accuracy.png",
+        "misclassified.png",
+        "filters.png",
+    }
+    assert (run_copy.reports / "metrics.json").read_text() == before
+    page = (run_copy.path / "report.html").read_text()
+    assert ">confusion matrix<" in page and ">learning curves<" not in page
+
+
+def test_a_corrupt_state_is_one_warning_and_leaves_out_the_training(run_copy, capsys):
+    from convtrain.train.state import Monitor, TrainState
+
+    state = TrainState.begin(3, Monitor("val_accuracy", "max"))
+    for row in csv.DictReader(run_copy.history.open()):
+        state.record({k: float(v) if k != "epoch" else int(v) for k, v in row.items()})
+    state.status = "completed"
+    state.save(run_copy)
+    assert _evaluate_cli(run_copy, capsys) == []
+    page = (run_copy.path / "report.html").read_text()
+    assert "<p>completed: 3 of 3 epochs; best val_accuracy 0.5000 at epoch 2</p>" in page
+
+    damaged = {**json.loads(run_copy.state.read_text()), "completed_epochs": "two"}
+    run_copy.state.write_text(json.dumps(damaged))
+    assert _evaluate_cli(run_copy, capsys) == [
+        f"warning: {run_copy.state}: completed_epochs: expected an integer, received 'two'; "
+        f"the report leaves out the training and the best epoch"
+    ]
+    page = (run_copy.path / "report.html").read_text()
+    assert "<h2>Training</h2>" not in page
+    assert (run_copy.plots / "learning_curves.png").is_file()  # history.csv is intact
+    assert json.loads((run_copy.reports / "metrics.json").read_text())["num_images"] == 16

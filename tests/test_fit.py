@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import keras
@@ -16,8 +15,9 @@ from convtrain.data.split import Split
 from convtrain.errors import ConvtrainError
 from convtrain.rundir import RunDir
 from convtrain.train import checkpoints
-from convtrain.train.fit import balanced_class_weights, compile_model, fit
-from convtrain.train.run import keras_session
+from convtrain.train.callbacks import format_row
+from convtrain.train.fit import Interrupted, balanced_class_weights, compile_model, fit
+from convtrain.train.session import keras_session
 from convtrain.train.state import Monitor, TrainState
 
 N, BATCH = 24, 8
@@ -40,9 +40,12 @@ def datasets() -> Datasets:
     x = rng.random((N, 8, 8, 3), dtype=np.float32)
     labels = np.arange(N) % 3
     y = keras.utils.to_categorical(labels, 3).astype("float32")
-    items = tuple((f"c{label}/img{i}.jpg", int(label)) for i, label in enumerate(labels))
+
+    def items(part: str) -> tuple[tuple[str, int], ...]:
+        return tuple((f"c{label}/{part}{i}.jpg", int(label)) for i, label in enumerate(labels))
+
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(BATCH)
-    split = Split(classes=("c0", "c1", "c2"), train=items, val=items, test=items)
+    split = Split(classes=("c0", "c1", "c2"), train=items("t"), val=items("v"), test=items("e"))
     return Datasets(split=split, train=data, val=data, test=data, steps_per_epoch=STEPS)
 
 
@@ -61,7 +64,7 @@ def model(exp: Experiment) -> keras.Model:
 
 
 def new_state(exp: Experiment) -> TrainState:
-    return TrainState(status="running", epochs=exp.train.epochs, monitor=Monitor("val_loss", "min"))
+    return TrainState.begin(exp.train.epochs, Monitor("val_loss", "min"))
 
 
 class Interrupt(keras.callbacks.Callback):
@@ -78,7 +81,7 @@ def resume(run: RunDir, exp: Experiment) -> keras.Model:
     state = TrainState.load(run)
     restored = checkpoints.load_checkpoint(run.checkpoint("last"))
     compile_model(restored, exp, 3, optimizer=restored.optimizer)
-    fit(restored, datasets(), exp, run, state, progress_bar=False, out=io.StringIO())
+    fit(restored, datasets(), exp, run, state)
     return restored
 
 
@@ -87,26 +90,24 @@ def iterations(path: Path) -> int:
 
 
 def test_fit_completes_and_writes_the_final_model(tmp_path: Path) -> None:
-    exp, run, out = experiment(), RunDir(tmp_path), io.StringIO()
-    state = fit(model(exp), datasets(), exp, run, new_state(exp), progress_bar=False, out=out)
+    exp, run, rows = experiment(), RunDir(tmp_path), []
+    state = fit(model(exp), datasets(), exp, run, new_state(exp), on_row=rows.append)
     assert (state.status, state.completed_epochs) == ("completed", 3)
     assert TrainState.load(run).status == "completed"
     assert iterations(run.final_model) == 3 * STEPS
-    assert [ln.split()[1] for ln in out.getvalue().splitlines()] == ["1/3", "2/3", "3/3"]
+    assert [format_row(row, 3).split()[1] for row in rows] == ["1/3", "2/3", "3/3"]
+    assert rows == state.history  # told each committed epoch's row
 
 
 def test_ctrl_c_during_an_epoch_settles_interrupted_then_resume_finishes(
     tmp_path: Path, monkeypatch
 ) -> None:
-    exp, run, out = experiment(), RunDir(tmp_path), io.StringIO()
+    exp, run = experiment(), RunDir(tmp_path)
     m = model(exp)
     monkeypatch.setattr("convtrain.train.fit.EpochSummaries", lambda log_dir: Interrupt(epoch=3))
-    with pytest.raises(SystemExit) as info:
-        fit(m, datasets(), exp, run, new_state(exp), progress_bar=False, out=out)
-    assert info.value.code == 130
-    assert out.getvalue().endswith(
-        f"interrupted at epoch 3; resume with: convtrain train --resume {run.path}\n"
-    )
+    with pytest.raises(Interrupted) as info:
+        fit(m, datasets(), exp, run, new_state(exp))
+    assert info.value.state == TrainState.load(run)
     state = TrainState.load(run)
     assert (state.status, state.completed_epochs, state.message) == (
         "interrupted",
@@ -136,8 +137,8 @@ def test_ctrl_c_before_the_state_commit_discards_the_staged_epoch(
         real_save(self, run)
 
     monkeypatch.setattr(TrainState, "save", save)
-    with pytest.raises(SystemExit):
-        fit(model(exp), datasets(), exp, run, new_state(exp), progress_bar=False, out=io.StringIO())
+    with pytest.raises(Interrupted):
+        fit(model(exp), datasets(), exp, run, new_state(exp))
     state = TrainState.load(run)
     assert (state.status, state.completed_epochs) == ("interrupted", 1)
     assert sorted(p.name for p in run.checkpoints.iterdir()) == ["best.keras", "last.keras"]
@@ -157,8 +158,8 @@ def test_ctrl_c_after_the_state_commit_keeps_the_epoch(tmp_path: Path, monkeypat
         real_recover(run, completed)
 
     monkeypatch.setattr(checkpoints, "recover", recover)
-    with pytest.raises(SystemExit):
-        fit(model(exp), datasets(), exp, run, new_state(exp), progress_bar=False, out=io.StringIO())
+    with pytest.raises(Interrupted):
+        fit(model(exp), datasets(), exp, run, new_state(exp))
     state = TrainState.load(run)
     assert (state.status, state.completed_epochs) == ("interrupted", 2)
     assert iterations(run.checkpoint("last")) == 2 * STEPS
@@ -178,7 +179,7 @@ def test_nan_loss_fails_the_run_and_keeps_the_last_good_checkpoint(
 
     monkeypatch.setattr("convtrain.train.fit.EpochSummaries", lambda log_dir: PoisonAfterEpoch1())
     with pytest.raises(ConvtrainError) as info:
-        fit(m, datasets(), exp, run, new_state(exp), progress_bar=False, out=io.StringIO())
+        fit(m, datasets(), exp, run, new_state(exp))
     message = str(info.value)
     assert message.startswith(
         "training diverged: the loss became nan at epoch 2, batch 1 (learning rate 0.001); "
@@ -225,14 +226,12 @@ def test_a_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one(
         exp,
         RunDir(tmp_path / "a"),
         new_state(exp),
-        progress_bar=False,
-        out=io.StringIO(),
     )
 
     run = RunDir(tmp_path / "b")
     monkeypatch.setattr("convtrain.train.fit.EpochSummaries", lambda log_dir: Interrupt(epoch=3))
-    with pytest.raises(SystemExit):
-        fit(model(exp), datasets(), exp, run, new_state(exp), progress_bar=False, out=io.StringIO())
+    with pytest.raises(Interrupted):
+        fit(model(exp), datasets(), exp, run, new_state(exp))
     monkeypatch.undo()
     resumed = resume(run, exp)
     for a, b in zip(whole.get_weights(), resumed.get_weights(), strict=True):

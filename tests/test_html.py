@@ -9,7 +9,17 @@ import numpy as np
 from PIL import Image
 from test_compare import fake_run
 
+from convtrain.config.load import load_config
 from convtrain.experiments.html import run_report
+from convtrain.model.shapes import plan_model
+from convtrain.rundir import RunDir
+from convtrain.train.state import TrainState
+
+
+def report(path: Path, with_state: bool = True) -> str:
+    run = RunDir(path)
+    plan = plan_model(load_config(run.config), 3)
+    return run_report(run, plan, run.read(TrainState) if with_state else None).read_text()
 
 
 def test_run_report_is_self_contained_and_complete(tmp_path: Path):
@@ -19,7 +29,7 @@ def test_run_report_is_self_contained_and_complete(tmp_path: Path):
         Image.fromarray(np.full((20, 30, 3), 200, np.uint8)).save(run / "plots" / f"{name}.png")
     (run / "reports" / "classification_report.txt").write_text("alpha  0.50  0.40\n")
 
-    page = run_report(run).read_text()
+    page = report(run)
 
     assert page.startswith("<!doctype html>")
     assert not re.search(
@@ -34,12 +44,14 @@ def test_run_report_is_self_contained_and_complete(tmp_path: Path):
     rows = re.findall(r"<tr><td>([^<]+)</td><td>([^<]+)</td>", page)
     assert [kind for _, kind in rows] == ["conv2d", "global_avg_pool", "dense"]
     assert "filters: 32" in page  # the resolved config
+    assert "<p>completed: 3 of 3 epochs; best val_accuracy 0.5000 at epoch 2</p>" in page
+    assert "<h2>Training</h2>" not in report(run, with_state=False)
 
 
 def test_run_without_evaluation_says_how_to_get_one(tmp_path: Path):
     run = fake_run(tmp_path, "r16", 16, 0.5, 0.5)
     (run / "reports" / "metrics.json").unlink()
-    page = run_report(run).read_text()
+    page = report(run)
     assert "No evaluation yet: run <code>convtrain evaluate</code>" in page
 
 

@@ -10,7 +10,7 @@ import yaml
 from click.testing import CliRunner
 from PIL import Image
 
-from convtrain.cli import cli
+from convtrain.commands import cli
 from convtrain.config.schema import DataConfig
 from convtrain.data.cache import open_cache
 from convtrain.data.index import index_dataset
@@ -60,7 +60,7 @@ def test_decode_failures_of_an_existing_cache_are_listed(synthetic_root: Path) -
         big.read_bytes()[: int(big.stat().st_size * 0.7)]
     )
     data = DataConfig(root=str(synthetic_root), image_size=8)
-    open_cache(index_dataset(data), data, progress=False)
+    open_cache(index_dataset(data), data)
     code, out = _info("--root", str(synthetic_root))
     assert code == 0
     assert "skipped    4 files" in out

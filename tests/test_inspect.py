@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from convtrain.cli import cli
+from convtrain.commands import cli
 from convtrain.config import load_config
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
@@ -104,7 +104,7 @@ def test_json_rows_have_every_column() -> None:
 
 def test_help_and_inspect_do_not_import_tensorflow() -> None:
     code = (
-        "import sys; from click.testing import CliRunner; from convtrain.cli import cli; "
+        "import sys; from click.testing import CliRunner; from convtrain.commands import cli; "
         "r = CliRunner().invoke(cli, ['--help']); assert r.exit_code == 0; "
         f"r = CliRunner().invoke(cli, ['inspect', {str(CONFIGS[-1])!r}]); "
         "assert r.exit_code == 0, r.output; "

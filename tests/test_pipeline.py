@@ -12,7 +12,7 @@ from convtrain.config.schema import Experiment
 from convtrain.data.cache import open_cache
 from convtrain.data.index import index_dataset
 from convtrain.data.pipeline import make_datasets, make_eval_dataset
-from convtrain.data.split import make_split, save_split
+from convtrain.data.split import make_split
 from convtrain.errors import ConvtrainError
 
 MODEL = {
@@ -47,7 +47,7 @@ def experiment(
 
 def _raw(exp: Experiment, items) -> np.ndarray:
     """The cached images of `items`, scaled as the pipeline scales them."""
-    cache = open_cache(index_dataset(exp.data), exp.data, progress=False)
+    cache = open_cache(index_dataset(exp.data), exp.data)
     return np.stack([cache.images[cache.rows[p]] for p, _ in items]).astype(np.float32) / 255.0
 
 
@@ -149,7 +149,7 @@ def test_split_file_with_other_classes(synthetic_root: Path, tmp_path: Path) -> 
     everything = experiment(synthetic_root, tmp_path)
     split = make_split(everything)
     path = tmp_path / "split.json"
-    save_split(split, path)
+    split.write(path)
     # The file, not data.classes, decides the classes.
     narrow = experiment(
         synthetic_root,

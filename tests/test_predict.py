@@ -14,7 +14,7 @@ import yaml
 from PIL import Image
 from test_evaluate import CLASSES, SIZE, built_run  # noqa: F401 - built_run is a fixture
 
-from convtrain.cli import main
+from convtrain.commands import main
 from convtrain.data.decode import decode_image
 from convtrain.evaluate.predict import format_table, predict_images
 from convtrain.rundir import RunDir

@@ -9,8 +9,9 @@ import pytest
 import yaml
 from PIL import Image
 
+from convtrain.commands.data import run_preview
 from convtrain.config.schema import AugmentConfig
-from convtrain.data.preview import describe_augment, run_preview
+from convtrain.data.preview import describe_augment
 from convtrain.plots.grid import image_grid
 
 MODEL = {

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from convtrain.config import load_config, validate
-from convtrain.errors import ConvtrainError
+from convtrain.errors import ConfigError, ConvtrainError
 from convtrain.model.arithmetic import window
 from convtrain.model.lint import warnings
 from convtrain.model.shapes import check_stack, plan_model, resolve_classes
@@ -21,7 +21,11 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 def exp(layers: list, size: int | list = 32, classes="abc", **model):
     data = {"image_size": size}
     data["classes"] = "all" if classes == "all" else list(classes)
-    return validate({"data": data, "model": {"layers": layers, **model}}, "test")
+    e = validate({"data": data, "model": {"layers": layers, **model}}, "test")
+    problems = check_stack(e)  # validate() checks the schema; planning checks the layer stack
+    if problems:
+        raise ConfigError(problems, source="test")
+    return e
 
 
 def leaves(layers: list, size=32, **kw):

@@ -5,17 +5,19 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from convtrain.config.schema import EarlyStopping
 from convtrain.errors import ConvtrainError
+from convtrain.history import HISTORY_COLUMNS, history_csv
 from convtrain.rundir import RunDir
-from convtrain.train.optim import PlateauState
-from convtrain.train.state import HISTORY_COLUMNS, Monitor, TrainState, history_csv, write_history
+from convtrain.train.state import Monitor, PlateauState, TrainState, write_history
 
 
 def row(epoch: int, **metrics: float) -> dict:
@@ -40,7 +42,7 @@ def test_monitor_falls_back_to_the_training_metric_without_val_split() -> None:
 
 
 def test_record_tracks_the_best_epoch_by_mode() -> None:
-    state = TrainState(status="running", epochs=4, monitor=Monitor("val_loss", "min"))
+    state = TrainState.begin(4, Monitor("val_loss", "min"))
     assert state.record(row(1, val_loss=0.9)) is True
     assert state.record(row(2, val_loss=0.5)) is True
     assert state.record(row(3, val_loss=0.7)) is False
@@ -51,7 +53,7 @@ def test_record_tracks_the_best_epoch_by_mode() -> None:
 
 def test_early_stopping_is_replayed_from_the_history() -> None:
     rule = EarlyStopping(patience=2, min_delta=0.05)
-    state = TrainState(status="running", epochs=10, monitor=Monitor("accuracy", "max"))
+    state = TrainState.begin(10, Monitor("accuracy", "max"))
     due = []
     for acc in [0.5, 0.6, 0.63, 0.64, 0.9, 0.91, 0.92]:
         state.record(row(len(state.history) + 1, accuracy=acc))
@@ -63,20 +65,14 @@ def test_early_stopping_is_replayed_from_the_history() -> None:
 
 def test_json_round_trip(tmp_path: Path) -> None:
     run = RunDir(tmp_path)
-    state = TrainState(
-        status="running", epochs=3, monitor=Monitor("loss", "min"), plateau=PlateauState(lr=0.1)
-    )
+    state = TrainState.begin(3, Monitor("loss", "min"), plateau=PlateauState(lr=0.1))
     state.record(row(1))
     state.record(row(2))
     state.status = "interrupted"
     state.save(run)
     loaded = TrainState.load(run)
     assert loaded.owner is not None
-    assert {k: loaded.owner[k] for k in ("hostname", "pid")} == {
-        "hostname": socket.gethostname(),
-        "pid": os.getpid(),
-    }
-    loaded.owner = None
+    assert (loaded.owner.hostname, loaded.owner.pid) == (socket.gethostname(), os.getpid())
     assert loaded == state
     data = json.loads(run.state.read_text())
     assert (
@@ -86,61 +82,51 @@ def test_json_round_trip(tmp_path: Path) -> None:
     )
 
 
+GOOD = {"status": "running", "epochs": 3, "completed_epochs": 0, "monitor": "loss", "mode": "min"}
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [
         ([], "expected a JSON object, received list"),
-        ({"status": "running"}, "missing key 'epochs'"),
+        ({"status": "running"}, "expected the keys epochs, monitor, mode, received none"),
         (
-            {
-                "status": "done",
-                "epochs": 3,
-                "completed_epochs": 1,
-                "monitor": "loss",
-                "mode": "min",
-                "history": [],
-            },
+            {**GOOD, "status": "done"},
             "status: expected one of running, interrupted, failed, completed, received 'done'",
         ),
+        ({**GOOD, "epochs": "3"}, "epochs: expected an integer, received '3'"),
         (
-            {
-                "status": "running",
-                "epochs": 3,
-                "completed_epochs": 5,
-                "monitor": "loss",
-                "mode": "min",
-                "history": [],
-            },
+            {**GOOD, "completed_epochs": 5},
             "completed_epochs: expected an integer in 0..epochs, received 5 of 3",
         ),
         (
-            {
-                "status": "running",
-                "epochs": 3,
-                "completed_epochs": 2,
-                "monitor": "loss",
-                "mode": "min",
-                "history": [{"epoch": 1}],
-            },
-            "history: expected one row per completed epoch 1..2",
+            {**GOOD, "completed_epochs": 2, "history": [{"epoch": 1}]},
+            "history: expected one row per completed epoch 1..2, received epochs [1]",
         ),
+        (
+            {**GOOD, "completed_epochs": 1, "history": [{"epoch": 1, "loss": "low"}]},
+            "history[0].loss: expected a number or an integer, received 'low'",
+        ),
+        ({**GOOD, "plateau": {"lr": "fast"}}, "plateau.lr: expected a number, received 'fast'"),
     ],
 )
-def test_malformed_state_names_the_file(data: object, message: str) -> None:
+def test_malformed_state_names_the_file_and_the_field(data: object, message: str) -> None:
     with pytest.raises(ConvtrainError) as info:
-        TrainState.from_json(data, "runs/x/state.json")
+        TrainState.parse(json.dumps(data), "runs/x/state.json")
     assert str(info.value) == f"runs/x/state.json: {message}"
 
 
 def test_unreadable_state_is_one_line(tmp_path: Path) -> None:
     run = RunDir(tmp_path)
     run.state.write_text('{"status": "runn')
-    with pytest.raises(ConvtrainError, match=r"state.json: unreadable \(JSONDecodeError"):
+    with pytest.raises(ConvtrainError) as info:
         TrainState.load(run)
+    assert str(info.value).startswith(f"{run.state}: expected JSON, received invalid text (")
+    assert "\n" not in str(info.value)
 
 
 def test_history_csv_has_one_row_per_epoch_and_blank_missing_values(tmp_path: Path) -> None:
-    state = TrainState(status="running", epochs=2, monitor=Monitor("loss", "min"))
+    state = TrainState.begin(2, Monitor("loss", "min"))
     state.record(row(1, accuracy=0.5))
     state.record(row(2, accuracy=0.75, val_loss=0.3))
     write_history(RunDir(tmp_path), state)
@@ -153,56 +139,45 @@ def test_history_csv_has_one_row_per_epoch_and_blank_missing_values(tmp_path: Pa
     assert history_csv([]) == ",".join(HISTORY_COLUMNS) + "\n"
 
 
-def test_alive_elsewhere_finds_a_live_training_process_on_this_host() -> None:
-    here = socket.gethostname()
-    state = TrainState(status="running", epochs=3, monitor=Monitor("loss", "min"))
-    live = subprocess.Popen(["sleep", "30"])
-    try:
-        state.owner = {"hostname": here, "pid": live.pid}
-        assert state.alive_elsewhere() == live.pid
-        state.status = "interrupted"
-        assert state.alive_elsewhere() is None
-        state.status = "running"
-        state.owner = {"hostname": here + "-other", "pid": live.pid}
-        assert state.alive_elsewhere() is None  # cannot tell for another machine
-    finally:
-        live.kill()
-        live.wait()
-    state.owner = {"hostname": here, "pid": live.pid}
-    assert state.alive_elsewhere() is None  # killed: its run can be resumed
-    state.owner = {"hostname": here, "pid": os.getpid()}
-    assert state.alive_elsewhere() is None
+HOLD = (
+    "import sys; from convtrain.rundir import RunDir\n"
+    "with RunDir(sys.argv[1]).owned():\n"
+    "    print('held', flush=True)\n"
+    "    sys.stdin.read()\n"
+)
 
 
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
-def test_a_killed_but_unreaped_trainer_does_not_block_resume() -> None:
-    """kill -9 of a trainer whose parent died too leaves a zombie where init does not reap
-    (containers): that pid still answers kill(pid, 0) but trains nothing."""
-    import signal
-    import time
-
-    parent = subprocess.Popen(
-        ["bash", "-c", "sleep 60 & echo $!; wait"],
-        start_new_session=True,
+def test_a_run_held_by_a_live_process_is_refused_and_freed_when_it_dies(tmp_path: Path) -> None:
+    run = RunDir(tmp_path)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(tmp_path)],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
-    assert parent.stdout is not None
-    child = int(parent.stdout.readline())
-    os.killpg(parent.pid, signal.SIGKILL)
-    parent.wait()
-    time.sleep(0.5)
-    state = TrainState(status="running", epochs=3, monitor=Monitor("loss", "min"))
-    state.owner = {"hostname": socket.gethostname(), "pid": child}
-    assert state.alive_elsewhere() is None
-
-
-def test_a_reused_pid_is_not_the_trainer() -> None:
-    state = TrainState(status="running", epochs=3, monitor=Monitor("loss", "min"))
-    live = subprocess.Popen(["sleep", "30"])
     try:
-        state.owner = {"hostname": socket.gethostname(), "pid": live.pid, "started": "1"}
-        assert state.alive_elsewhere() is None  # same number, another start time
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with pytest.raises(ConvtrainError) as info, run.owned():
+            pass
+        assert str(info.value) == (
+            f"{tmp_path}: still being trained by process {holder.pid} on this machine; wait for "
+            f"it, or stop it (Ctrl-C or kill {holder.pid}) before resuming"
+        )
+        holder.send_signal(signal.SIGKILL)
+        assert holder.wait() == -signal.SIGKILL
     finally:
-        live.kill()
-        live.wait()
+        holder.kill()
+        holder.wait()
+    # The kernel released the lock with the process: no pid to check, no stale file to remove.
+    with run.owned():
+        pass
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_is_held_once_by_its_own_process_too(tmp_path: Path) -> None:
+    run = RunDir(tmp_path)
+    with run.owned():
+        with pytest.raises(ConvtrainError, match="still being trained by process"), run.owned():
+            pass
+    with run.owned():  # released at the end of the block
+        pass

@@ -162,7 +162,7 @@ def test_every_example_sweep_plans_valid_trials(path, capsys):
 
 
 def test_dry_run_creates_nothing(tmp_path, monkeypatch):
-    from convtrain.cli import main
+    from convtrain.commands import main
 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exc:

@@ -11,7 +11,6 @@ import math
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ import pytest
 import yaml
 from conftest import RUN_LAYOUT, make_dataset, tiny_config
 
-from convtrain.cli import main
+from convtrain.commands import main
 from convtrain.config.load import dump_config, load_config
 from convtrain.rundir import RunDir
 
@@ -309,7 +308,10 @@ def interrupted_copy(trained, tmp_path: Path) -> RunDir:
         ),
         (lambda run: run.state.unlink(), "{path}: incomplete run directory: state.json is missing"),
         (lambda run: run.split.unlink(), "{path}: incomplete run directory: split.json is missing"),
-        (lambda run: run.state.write_text("{"), "{path}/state.json: unreadable (JSONDecodeError"),
+        (
+            lambda run: run.state.write_text("{"),
+            "{path}/state.json: expected JSON, received invalid text",
+        ),
         (lambda run: run.config.write_text("model: [oops"), "{path}/config.yaml:"),
         (
             lambda run: run.checkpoint("last").write_bytes(
@@ -379,13 +381,26 @@ def test_a_bad_run_name_is_refused_before_anything_is_written(tmp_path: Path, ca
     assert not runs.exists()
 
 
+HOLD = (
+    "import sys; from convtrain.rundir import RunDir\n"
+    "with RunDir(sys.argv[1]).owned():\n"
+    "    print('held', flush=True)\n"
+    "    sys.stdin.read()\n"
+)
+
+
 def test_a_run_still_training_is_not_resumed(trained, tmp_path: Path, capsys) -> None:
     run = interrupted_copy(trained, tmp_path)
-    trainer = subprocess.Popen(["sleep", "60"])  # stands in for the live training process
+    before = {p: p.read_bytes() for p in run.path.rglob("*") if p.is_file()}
+    # Stands in for the live trainer: a process holding the run, as `train` does while it trains.
+    trainer = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(run.path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
-        state = json.loads(run.state.read_text())
-        state.update(status="running", owner={"hostname": socket.gethostname(), "pid": trainer.pid})
-        run.state.write_text(json.dumps(state))
+        assert trainer.stdout is not None and trainer.stdout.readline() == "held\n"
         code, _, err = cli("train", "--resume", str(run.path), capsys=capsys)
     finally:
         trainer.kill()
@@ -395,6 +410,7 @@ def test_a_run_still_training_is_not_resumed(trained, tmp_path: Path, capsys) ->
         f"error: {run.path}: still being trained by process {trainer.pid} on this machine; "
         f"wait for it, or stop it (Ctrl-C or kill {trainer.pid}) before resuming\n"
     )
+    assert {p: p.read_bytes() for p in run.path.rglob("*") if p.is_file()} == before
 
 
 def test_resume_after_a_kill_during_the_evaluation_writes_the_reports(

@@ -54,7 +54,7 @@ def test_missing_and_short_folders_are_an_error() -> None:
 def test_marker_round_trip_and_staleness(tmp_path: Path) -> None:
     root = make_dataset(tmp_path, {"alpha": 3, "beta": 2})
     counts = scan_counts(root)
-    Marker.create("src.tar.gz", "ab" * 32, False, counts).write(root)
+    Marker.create("src.tar.gz", "ab" * 32, False, counts).write(root / MARKER_NAME)
 
     marker = read_marker(root)
     assert marker is not None and (marker.source, marker.counts) == ("src.tar.gz", counts)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 
 from convtrain.commands.options import config_arg, set_option
+from convtrain.config.load import load_config
+from convtrain.errors import ConfigError
+from convtrain.model.inspect import format_table, report
+from convtrain.model.shapes import resolve_classes
 
 
 @click.command()
@@ -22,6 +28,10 @@ from convtrain.commands.options import config_arg, set_option
 )
 def inspect(config: str, overrides: tuple[str, ...], fmt: str, num_classes: int | None) -> None:
     """Per layer: output shape, parameters, multiply-accumulates, receptive field, jump."""
-    from convtrain.model.inspect import run_inspect
-
-    run_inspect(config, overrides, fmt=fmt, num_classes=num_classes)
+    experiment = load_config(config, overrides)
+    classes, note = resolve_classes(experiment, num_classes)
+    try:
+        data = report(experiment, classes, note)  # plans the model once
+    except ConfigError as exc:  # the layer stack's problems are the config file's
+        raise ConfigError(exc.problems, source=config) from None
+    click.echo(json.dumps(data, indent=2) if fmt == "json" else format_table(data))

@@ -11,15 +11,14 @@ changed) is rebuilt, reusing rows of unchanged files; a corrupt one is rebuilt f
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
-import sys
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -27,8 +26,9 @@ from convtrain.config.schema import DataConfig
 from convtrain.data.decode import DECODER_VERSION, decode_image
 from convtrain.data.index import ImageIndex
 from convtrain.errors import ConvtrainError
-from convtrain.io import atomic_save, atomic_write_json
-from convtrain.progress import Progress
+from convtrain.io import atomic_save
+from convtrain.progress import QUIET, Reporter
+from convtrain.records import Record, RecordError
 
 CACHE_ENV = "CONVTRAIN_CACHE_DIR"
 MANIFEST_FORMAT = 1
@@ -59,15 +59,47 @@ def cache_directory(root: Path, data: DataConfig) -> Path:
     )
 
 
-def _params(root: Path, data: DataConfig) -> dict:
-    return {
-        "format": MANIFEST_FORMAT,
-        "decoder_version": DECODER_VERSION,
-        "root": str(root.resolve()),
-        "image_size": list(data.image_size),
-        "resize": data.resize,
-        "color_mode": data.color_mode,
-    }
+class Manifest(Record):
+    """manifest.json: what the cache array holds and the files it was decoded from."""
+
+    FILE = "manifest.json"
+
+    format: Literal[1]  # MANIFEST_FORMAT
+    decoder_version: int
+    root: str
+    image_size: tuple[int, int]
+    resize: str
+    color_mode: str
+    images: str  # the array's file name, in the same directory
+    shape: tuple[int, int, int, int]
+    files: list[tuple[str, int, int]]  # (relative path, size in bytes, mtime in ns), one per row
+    failed: dict[str, str]  # relative path -> why it did not decode
+
+    def made_for(self, root: Path, data: DataConfig) -> bool:
+        """Whether it holds `root`'s images decoded with these parameters."""
+        return (
+            self.format,
+            self.decoder_version,
+            self.root,
+            self.image_size,
+            self.resize,
+            self.color_mode,
+        ) == (
+            MANIFEST_FORMAT,
+            DECODER_VERSION,
+            str(root.resolve()),
+            tuple(data.image_size),
+            data.resize,
+            data.color_mode,
+        )
+
+
+def _read_manifest(directory: Path) -> Manifest | None:
+    """The manifest, or None when missing or damaged (the cache is then rebuilt)."""
+    try:
+        return Manifest.read(directory / Manifest.FILE)
+    except RecordError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -81,23 +113,26 @@ class _Stored:
 
 def _read_stored(directory: Path, root: Path, data: DataConfig) -> _Stored | None:
     """The stored cache when it is complete and made with these parameters, else None."""
+    manifest = _read_manifest(directory)
+    if manifest is None or not manifest.made_for(root, data):
+        return None
     try:
-        manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
-        if {k: manifest.get(k) for k in _params(root, data)} != _params(root, data):
-            return None
-        images = np.load(directory / manifest["images"], mmap_mode="r", allow_pickle=False)
-        height, width = data.image_size
-        expected = (len(manifest["files"]), height, width, data.channels)
-        if images.dtype != np.uint8 or images.shape != expected:
-            return None
-        files = {f[0]: (int(f[1]), int(f[2]), row) for row, f in enumerate(manifest["files"])}
-        failed = {str(k): str(v) for k, v in manifest["failed"].items()}
-    except (OSError, ValueError, KeyError, TypeError, IndexError, EOFError):
-        return None  # missing, truncated or malformed: rebuilt by the caller
-    for path in failed:
+        images = np.load(directory / manifest.images, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None  # missing or truncated: rebuilt by the caller
+    height, width = data.image_size
+    if images.dtype != np.uint8 or images.shape != (
+        len(manifest.files),
+        height,
+        width,
+        data.channels,
+    ):
+        return None
+    files = {path: (nbytes, mtime, row) for row, (path, nbytes, mtime) in enumerate(manifest.files)}
+    for path in manifest.failed:
         if path in files:
             files[path] = (*files[path][:2], -1)
-    return _Stored(images, files, failed)
+    return _Stored(images, files, dict(manifest.failed))
 
 
 def _fingerprint(index: ImageIndex) -> list[tuple[str, int, int]]:
@@ -113,7 +148,7 @@ def _as_cache(directory: Path, stored: _Stored, decoded: int) -> ImageCache:
     return ImageCache(directory, stored.images, rows, tuple(sorted(stored.failed.items())), decoded)
 
 
-def open_cache(index: ImageIndex, data: DataConfig, *, progress: bool = True) -> ImageCache:
+def open_cache(index: ImageIndex, data: DataConfig, reporter: Reporter = QUIET) -> ImageCache:
     """The cache of every image in `index`, built (or brought up to date) when needed."""
     directory = cache_directory(index.root, data)
     stored = _read_stored(directory, index.root, data)
@@ -125,7 +160,7 @@ def open_cache(index: ImageIndex, data: DataConfig, *, progress: bool = True) ->
     ):
         return _as_cache(directory, stored, decoded=0)
     try:
-        return _build(directory, index, data, wanted, stored, progress)
+        return _build(directory, index, data, wanted, stored, reporter)
     except OSError as exc:
         raise ConvtrainError(
             f"{directory}: cannot write the image cache ({exc.strerror or exc}); point "
@@ -175,7 +210,7 @@ def _build(
     data: DataConfig,
     wanted: list[tuple[str, int, int]],
     old: _Stored | None,
-    progress: bool,
+    reporter: Reporter,
 ) -> ImageCache:
     height, width = data.image_size
     shape = (len(wanted), height, width, data.channels)
@@ -193,15 +228,13 @@ def _build(
             todo.append(row)
     name = f"images-{uuid.uuid4().hex[:12]}.npy"
     workers = max(1, min(len(os.sched_getaffinity(0)), 8))
-    if progress and todo:
-        print(
+    if todo:
+        reporter.note(
             f"building the image cache in {directory}: {len(todo)} images to decode"
-            + (f", {len(reused)} unchanged" if reused else ""),
-            file=sys.stderr,
+            + (f", {len(reused)} unchanged" if reused else "")
         )
-    bar = Progress(len(todo), "decoding images", enabled=progress)
 
-    def fill(tmp: Path) -> None:
+    def fill(tmp: Path, advance: Callable[[float], None]) -> None:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
         for new, prev in reused:
             out[new] = old.images[prev]
@@ -218,25 +251,30 @@ def _build(
                         failed[wanted[row][0]] = result
                     else:
                         out[row] = result
-                bar.update(len(rows))
+                advance(len(rows))
         out.flush()
         del out
 
-    atomic_save(directory / name, fill, suffix=".npy")
+    with reporter.task("decoding images", len(todo)) as advance:
+        atomic_save(directory / name, lambda tmp: fill(tmp, advance), suffix=".npy")
     # Mapped before the manifest exists: a concurrent build removing it cannot take it from us.
     images = np.load(directory / name, mmap_mode="r", allow_pickle=False)
-    bar.close()
     for path, reason in sorted(failed.items()):
         if old is None or path not in old.failed:
-            print(f"warning: skipped {index.root / path}: {reason}", file=sys.stderr)
-    manifest = {
-        **_params(index.root, data),
-        "images": name,
-        "shape": list(shape),
-        "files": [list(f) for f in wanted],
-        "failed": dict(sorted(failed.items())),
-    }
-    atomic_write_json(directory / "manifest.json", manifest)
+            reporter.warning(f"skipped {index.root / path}: {reason}")
+    manifest = Manifest(
+        format=MANIFEST_FORMAT,
+        decoder_version=DECODER_VERSION,
+        root=str(index.root.resolve()),
+        image_size=tuple(data.image_size),
+        resize=data.resize,
+        color_mode=data.color_mode,
+        images=name,
+        shape=shape,
+        files=wanted,
+        failed=dict(sorted(failed.items())),
+    )
+    manifest.write(directory / Manifest.FILE)
     _remove_unused(directory)
     files = {p: (n, m, -1 if p in failed else row) for row, (p, n, m) in enumerate(wanted)}
     return _as_cache(directory, _Stored(images, files, failed), decoded=len(todo))
@@ -244,12 +282,11 @@ def _build(
 
 def _remove_unused(directory: Path) -> None:
     """Delete arrays the current manifest does not name (open memory maps stay valid)."""
-    try:
-        current = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))["images"]
-    except (OSError, ValueError, KeyError, TypeError):
+    current = _read_manifest(directory)
+    if current is None:
         return
     for stale in directory.glob("images-*.npy"):
-        if stale.name != current:
+        if stale.name != current.images:
             stale.unlink(missing_ok=True)
 
 
@@ -262,12 +299,11 @@ def recorded_failures(root: Path, data: DataConfig) -> dict[str, str] | None:
     wanted = str(root.resolve())
     failed: dict[str, str] = {}
     found = False
-    for manifest_path in sorted(base.glob("*/manifest.json")) if base.is_dir() else []:
-        try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-            if manifest.get("root") == wanted:
-                found = True
-                failed.update({str(k): str(v) for k, v in manifest.get("failed", {}).items()})
-        except (OSError, ValueError, AttributeError):
-            continue  # an unreadable manifest is rebuilt by the next run; nothing to report
+    for folder in (
+        sorted(p.parent for p in base.glob(f"*/{Manifest.FILE}")) if base.is_dir() else []
+    ):
+        manifest = _read_manifest(folder)  # an unreadable one is rebuilt by the next run
+        if manifest is not None and manifest.root == wanted:
+            found = True
+            failed.update(manifest.failed)
     return failed if found else None

@@ -10,11 +10,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import click
-
-from convtrain.data.byte_progress import ByteProgress, human_bytes
 from convtrain.data.verify import Checksum, sha256_file
 from convtrain.errors import ConvtrainError
+from convtrain.progress import QUIET, Reporter, human_bytes
 
 CHUNK = 1 << 16
 # Errors after the response started: the connection broke, so resuming can help.
@@ -33,6 +31,7 @@ def download(
     attempts: int = 3,
     retry_delay: float = 0.5,
     timeout: float = 30.0,
+    reporter: Reporter = QUIET,
 ) -> Checksum:
     """Download `url` to `dest` through `dest.part`, resuming it; verify against `expected`.
 
@@ -42,7 +41,7 @@ def download(
     part = dest.with_name(dest.name + ".part")
     for attempt in range(1, attempts + 1):
         try:
-            _fetch_into(url, part, expected, timeout)
+            _fetch_into(url, part, expected, timeout, reporter)
             break
         except _Interrupted as exc:
             if attempt == attempts:
@@ -50,9 +49,7 @@ def download(
                     f"download of {url} interrupted ({exc}); kept the {human_bytes(_size(part))} "
                     f"received in {part}: run the command again to resume"
                 ) from None
-            click.echo(
-                f"download interrupted ({exc}); resuming from {human_bytes(_size(part))}", err=True
-            )
+            reporter.note(f"download interrupted ({exc}); resuming from {human_bytes(_size(part))}")
             time.sleep(retry_delay)
     received = sha256_file(part)
     if expected is not None and received != expected:
@@ -65,7 +62,9 @@ def download(
     return received
 
 
-def _fetch_into(url: str, part: Path, expected: Checksum | None, timeout: float) -> None:
+def _fetch_into(
+    url: str, part: Path, expected: Checksum | None, timeout: float, reporter: Reporter
+) -> None:
     offset = _size(part)
     if expected is not None and offset == expected.size:
         return  # complete already: only the checksum is left to check
@@ -93,13 +92,14 @@ def _fetch_into(url: str, part: Path, expected: Checksum | None, timeout: float)
         length = response.headers.get("Content-Length")
         total = offset + int(length) if length is not None else None
         try:
+            label = f"downloading {part.name[: -len('.part')]}"
             with (
                 open(part, "ab" if resumed else "wb") as out,
-                ByteProgress(f"downloading {part.name[: -len('.part')]}", total, offset) as bar,
+                reporter.task(label, total, done=offset, unit="bytes") as advance,
             ):
                 while chunk := response.read(CHUNK):
                     out.write(chunk)
-                    bar.update(len(chunk))
+                    advance(len(chunk))
         except BROKEN as exc:
             raise _Interrupted(str(exc) or type(exc).__name__) from None
         except OSError as exc:

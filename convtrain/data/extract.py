@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from convtrain.data.byte_progress import ByteProgress
 from convtrain.data.verify import DATASET_FOLDER, Checksum
 from convtrain.errors import ConvtrainError
+from convtrain.progress import QUIET, Advance, Reporter
 
 INNER_TAR = f"{DATASET_FOLDER}.tar.gz"  # what the official zip holds
 SPECIAL = {
@@ -57,15 +57,20 @@ def archive_kind(path: Path) -> str | None:
     return None
 
 
-def extract_archive(archive: Path, kind: str, staging: Path) -> Extracted:
+def extract_archive(
+    archive: Path, kind: str, staging: Path, reporter: Reporter = QUIET
+) -> Extracted:
     try:
         if kind == "zip":
-            inner = _extract_zip(archive, staging)
+            inner = _extract_zip(archive, staging, reporter)
         else:
-            with open(archive, "rb") as fh:
-                _extract_tar(
-                    _Reader(fh, archive.stat().st_size, archive.name), staging, str(archive)
-                )
+            with (
+                open(archive, "rb") as fh,
+                reporter.task(
+                    f"extracting {archive.name}", archive.stat().st_size, unit="bytes"
+                ) as advance,
+            ):
+                _extract_tar(_Reader(fh, advance), staging, str(archive))
             inner = None
     except CORRUPT as exc:
         raise ConvtrainError(f"{archive}: corrupt archive ({exc or type(exc).__name__})") from None
@@ -82,17 +87,17 @@ def extract_archive(archive: Path, kind: str, staging: Path) -> Extracted:
 class _Reader:
     """A file object that reports progress and hashes what tarfile reads through it."""
 
-    def __init__(self, raw: BinaryIO, size: int, label: str):
+    def __init__(self, raw: BinaryIO, advance: Advance):
         self.raw = raw
         self.digest = hashlib.sha256()
         self.size = 0
-        self.bar = ByteProgress(f"extracting {label}", size)
+        self.advance = advance
 
     def read(self, n: int = -1) -> bytes:
         data = self.raw.read(n)
         self.digest.update(data)
         self.size += len(data)
-        self.bar.update(len(data))
+        self.advance(len(data))
         return data
 
     def drain(self) -> Checksum:
@@ -102,7 +107,7 @@ class _Reader:
 
 
 def _extract_tar(reader: _Reader, staging: Path, archive: str) -> Checksum:
-    with reader.bar, tarfile.open(fileobj=reader, mode="r|*") as tf:
+    with tarfile.open(fileobj=reader, mode="r|*") as tf:
         for member in tf:
             if member.type in TAR_SPECIAL:
                 _refuse_special(archive, member.name, TAR_SPECIAL[member.type])
@@ -118,7 +123,7 @@ def _extract_tar(reader: _Reader, staging: Path, archive: str) -> Checksum:
         return reader.drain()
 
 
-def _extract_zip(archive: Path, staging: Path) -> Checksum | None:
+def _extract_zip(archive: Path, staging: Path, reporter: Reporter) -> Checksum | None:
     with zipfile.ZipFile(archive) as zf:
         infos = zf.infolist()
         for info in infos:  # all names first: a hostile archive writes nothing
@@ -131,13 +136,17 @@ def _extract_zip(archive: Path, staging: Path) -> Checksum | None:
         ]
         if inner:
             member = min(inner, key=lambda i: len(i.filename))
-            with zf.open(member) as raw:
-                label = f"{archive.name}:{member.filename}"
-                return _extract_tar(_Reader(raw, member.file_size, label), staging, label)
-        with ByteProgress(f"extracting {archive.name}", sum(i.file_size for i in infos)) as bar:
+            label = f"{archive.name}:{member.filename}"
+            with (
+                zf.open(member) as raw,
+                reporter.task(f"extracting {label}", member.file_size, unit="bytes") as advance,
+            ):
+                return _extract_tar(_Reader(raw, advance), staging, label)
+        total = sum(i.file_size for i in infos)
+        with reporter.task(f"extracting {archive.name}", total, unit="bytes") as advance:
             for info in infos:
                 _extract_zip_entry(zf, info, staging, str(archive))
-                bar.update(info.file_size)
+                advance(info.file_size)
     return None
 
 

@@ -18,13 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-import click
-
-from convtrain.data.byte_progress import ByteProgress
 from convtrain.data.download import download
 from convtrain.data.extract import archive_kind, extract_archive
 from convtrain.data.verify import (
     DATASET_FOLDER,
+    MARKER_NAME,
     OFFICIAL_COUNTS,
     Checksum,
     Marker,
@@ -35,6 +33,7 @@ from convtrain.data.verify import (
     verified_marker,
 )
 from convtrain.errors import ConvtrainError
+from convtrain.progress import QUIET, Reporter
 
 STAGING_PREFIX = ".convtrain-staging-"
 LOCK_NAME = ".convtrain-fetch.lock"
@@ -69,36 +68,47 @@ class Source:
     path: Path | None = None  # set for the others
 
 
-def run_fetch(source: str | None, data_dir: str | Path, *, reference: Reference = OFFICIAL) -> Path:
-    """Make `<data_dir>/101_ObjectCategories` a verified CALTECH-101 and return its path."""
+@dataclass(frozen=True)
+class Fetched:
+    target: Path  # the verified 101_ObjectCategories folder
+    installed: str | None  # what was installed, in one line; None when it was already there
+
+
+def fetch_dataset(
+    source: str | None,
+    data_dir: str | Path,
+    *,
+    reference: Reference = OFFICIAL,
+    reporter: Reporter = QUIET,
+) -> Fetched:
+    """Make `<data_dir>/101_ObjectCategories` a verified CALTECH-101."""
     data_dir = Path(data_dir)
     target = data_dir / DATASET_FOLDER
-    if _already_there(target, reference):
-        return target
+    if _already_there(target, reference, reporter):
+        return Fetched(target, None)
     src = parse_source(source, reference)
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConvtrainError(f"--data-dir {data_dir}: cannot create it ({exc.strerror})") from None
-    with _lock(data_dir):
-        if _already_there(target, reference):  # another fetch finished while we waited
-            return target
+    with _lock(data_dir, reporter):
+        if _already_there(target, reference, reporter):  # another fetch finished meanwhile
+            return Fetched(target, None)
         for leftover in data_dir.glob(f"{STAGING_PREFIX}*"):  # from a killed fetch
             shutil.rmtree(leftover, ignore_errors=True)
         if src.url is None:
             checksum = sha256_file(src.path) if src.kind != "folder" else None
-            _install(src, checksum, target, reference)
-            return target
-        archive, checksum, known = _download(src.url, data_dir, reference)
+            return Fetched(target, _install(src, checksum, target, reference, reporter))
+        archive, checksum, known = _download(src.url, data_dir, reference, reporter)
         try:
             downloaded = Source(src.text, _kind_of(archive, src.text), path=archive)
-            _install(downloaded, checksum, target, reference)
+            installed = _install(downloaded, checksum, target, reference, reporter)
         except ConvtrainError:
             if not known:  # judged by its content only, and found wanting: do not reuse it
                 archive.unlink(missing_ok=True)
             raise
         archive.unlink()  # extracted and verified: the marker keeps its checksum
-    return target
+    return Fetched(target, installed)
 
 
 def parse_source(source: str | None, reference: Reference) -> Source:
@@ -134,15 +144,14 @@ def _kind_of(path: Path, place: str) -> str:
     return kind
 
 
-def _already_there(target: Path, reference: Reference) -> bool:
+def _already_there(target: Path, reference: Reference, reporter: Reporter) -> bool:
     if not target.is_dir():
         return False
     marker = verified_marker(target, reference.counts)
     if marker is not None:
-        click.echo(
+        reporter.note(
             f"CALTECH-101 already present and verified at {target} "
-            f"({describe_counts(marker.counts)}); delete that folder to fetch it again",
-            err=True,
+            f"({describe_counts(marker.counts)}); delete that folder to fetch it again"
         )
         return True
     # A folder extracted by hand: accept it when its structure matches, and mark it.
@@ -151,12 +160,14 @@ def _already_there(target: Path, reference: Reference) -> bool:
         check_counts(counts, reference.counts, str(target))
     except ConvtrainError:
         return False
-    Marker.create(f"existing folder {target}", None, False, counts).write(target)
-    click.echo(f"CALTECH-101 found at {target} and verified ({describe_counts(counts)})", err=True)
+    Marker.create(f"existing folder {target}", None, False, counts).write(target / MARKER_NAME)
+    reporter.note(f"CALTECH-101 found at {target} and verified ({describe_counts(counts)})")
     return True
 
 
-def _download(url: str, data_dir: Path, reference: Reference) -> tuple[Path, Checksum, bool]:
+def _download(
+    url: str, data_dir: Path, reference: Reference, reporter: Reporter
+) -> tuple[Path, Checksum, bool]:
     """The archive, its checksum, and whether that checksum was known in advance (and matched)."""
     # Only the official URL has a known checksum; another URL is judged by its structure.
     expected = reference.zip if url == reference.url else None
@@ -167,11 +178,14 @@ def _download(url: str, data_dir: Path, reference: Reference) -> tuple[Path, Che
         if expected is None or checksum == expected:
             return dest, checksum, expected is not None
         dest.unlink()
-    click.echo(f"downloading {url} into {data_dir}", err=True)
-    return dest, download(url, dest, expected=expected), expected is not None
+    reporter.note(f"downloading {url} into {data_dir}")
+    return dest, download(url, dest, expected=expected, reporter=reporter), expected is not None
 
 
-def _install(src: Source, checksum: Checksum | None, target: Path, reference: Reference) -> None:
+def _install(
+    src: Source, checksum: Checksum | None, target: Path, reference: Reference, reporter: Reporter
+) -> str:
+    """Install the source at `target`; what was installed, in one line."""
     assert src.path is not None
     if src.kind == "folder":  # cheap to check before copying anything
         check_counts(scan_counts(src.path), reference.counts, src.text)
@@ -179,9 +193,9 @@ def _install(src: Source, checksum: Checksum | None, target: Path, reference: Re
     try:
         inner = None
         if src.kind == "folder":
-            dataset = _copy_folder(src.path, staging / DATASET_FOLDER)
+            dataset = _copy_folder(src.path, staging / DATASET_FOLDER, reporter)
         else:
-            extracted = extract_archive(src.path, src.kind, staging)
+            extracted = extract_archive(src.path, src.kind, staging, reporter)
             dataset, inner = extracted.dataset, extracted.inner
         counts = scan_counts(dataset)
         warnings = check_counts(counts, reference.counts, src.text)
@@ -193,10 +207,10 @@ def _install(src: Source, checksum: Checksum | None, target: Path, reference: Re
                 f"archive's; accepted because its structure matches",
             )
         for warning in warnings:
-            click.echo(f"warning: {warning}", err=True)
+            reporter.warning(warning)
         sha256 = checksum.sha256 if checksum else None
-        Marker.create(src.text, sha256, official, counts).write(dataset)
-        _replace(target, dataset, staging)
+        Marker.create(src.text, sha256, official, counts).write(dataset / MARKER_NAME)
+        _replace(target, dataset, staging, reporter)
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             raise ConvtrainError(
@@ -207,25 +221,26 @@ def _install(src: Source, checksum: Checksum | None, target: Path, reference: Re
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     summary = "official archive" if official else "structure verified"
-    click.echo(f"CALTECH-101 ready at {target} ({describe_counts(counts)}, {summary})")
+    return f"CALTECH-101 ready at {target} ({describe_counts(counts)}, {summary})"
 
 
-def _copy_folder(source: Path, dest: Path) -> Path:
+def _copy_folder(source: Path, dest: Path, reporter: Reporter) -> Path:
     files = [Path(folder, name) for folder, _, names in os.walk(source) for name in names]
-    with ByteProgress(f"copying {source}", sum(f.stat().st_size for f in files)) as bar:
+    total = sum(f.stat().st_size for f in files)
+    with reporter.task(f"copying {source}", total, unit="bytes") as advance:
         for file in files:
             out = dest / file.relative_to(source)
             out.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(file, out)
-            bar.update(out.stat().st_size)
+            advance(out.stat().st_size)
     dest.mkdir(exist_ok=True)
     return dest
 
 
-def _replace(target: Path, dataset: Path, staging: Path) -> None:
+def _replace(target: Path, dataset: Path, staging: Path, reporter: Reporter) -> None:
     """Swap the verified dataset in; an unverified folder at `target` goes into staging (removed)."""
     if target.is_symlink() or target.exists():
-        click.echo(f"replacing {target}, which is not a verified CALTECH-101", err=True)
+        reporter.note(f"replacing {target}, which is not a verified CALTECH-101")
         previous = staging / "previous"
         target.rename(previous)
         try:
@@ -238,12 +253,12 @@ def _replace(target: Path, dataset: Path, staging: Path) -> None:
 
 
 @contextmanager
-def _lock(data_dir: Path) -> Iterator[None]:
+def _lock(data_dir: Path, reporter: Reporter) -> Iterator[None]:
     """One fetch per data dir at a time (several `make train` may start together)."""
     with open(data_dir / LOCK_NAME, "w") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            click.echo(f"waiting for another fetch into {data_dir} to finish", err=True)
+            reporter.note(f"waiting for another fetch into {data_dir} to finish")
             fcntl.flock(fh, fcntl.LOCK_EX)
         yield

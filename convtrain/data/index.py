@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from convtrain.config.schema import DataConfig
+from convtrain.config.schema import DataConfig, Experiment
 from convtrain.errors import ConvtrainError
 
 ROOT_ENV = "CONVTRAIN_DATA_ROOT"
@@ -57,6 +57,12 @@ def resolve_root(data: DataConfig) -> Path:
     root = Path(env) if env else Path(data.root)
     origin = f"{ROOT_ENV}={env}" if env else f"data.root={data.root}"
     return check_root(root, origin)
+
+
+def with_data_root(experiment: Experiment) -> Experiment:
+    """The experiment with data.root the folder actually read (CONVTRAIN_DATA_ROOT applied)."""
+    data = experiment.data.model_copy(update={"root": str(resolve_root(experiment.data))})
+    return experiment.model_copy(update={"data": data})
 
 
 def check_root(root: Path, origin: str) -> Path:
@@ -136,6 +142,12 @@ def _inspect_file(path: Path, nbytes: int) -> tuple[int, int, str] | str:
         return f"truncated or corrupt ({exc})"
     except (ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         return f"truncated or corrupt ({exc})"
+
+
+def list_classes(data: DataConfig) -> tuple[str, ...]:
+    """The classes `index_dataset` gives, from the folder names alone (nothing is opened)."""
+    root = resolve_root(data)
+    return select_classes(_class_folders(root), data, root)
 
 
 def index_dataset(data: DataConfig, *, root: Path | None = None) -> ImageIndex:

@@ -1,19 +1,11 @@
-"""`convtrain data info`: what is in the dataset folder, from image headers only (fast, no TF)."""
+"""What is in a dataset folder, from image headers only (fast, no TensorFlow): `data info`'s report."""
 
 from __future__ import annotations
 
-import shutil
 import statistics
-from collections.abc import Sequence
-from pathlib import Path
 
-import click
-
-from convtrain.config.load import load_config
 from convtrain.config.schema import DataConfig
-from convtrain.data.cache import recorded_failures
-from convtrain.data.index import ImageIndex, index_dataset
-from convtrain.errors import ConvtrainError
+from convtrain.data.index import ImageIndex
 
 _MAX_SKIPPED = 20
 
@@ -39,8 +31,10 @@ def _class_table(index: ImageIndex, width: int) -> list[str]:
     return lines
 
 
-def describe(index: ImageIndex, data: DataConfig, decode_failures: dict[str, str] | None) -> str:
-    """The report; `decode_failures` None when no image cache tells which files fail to decode."""
+def describe(
+    index: ImageIndex, data: DataConfig, decode_failures: dict[str, str] | None, width: int
+) -> str:
+    """The report, `width` columns wide; `decode_failures` None when no cache knows them yet."""
     counts = index.label_counts()
     n = len(index.items)
     lines = [f"dataset    {index.root}"]
@@ -80,16 +74,5 @@ def describe(index: ImageIndex, data: DataConfig, decode_failures: dict[str, str
         )
     lines.append("")
     lines.append("images per class, most first:")
-    lines.extend(_class_table(index, shutil.get_terminal_size((100, 24)).columns))
+    lines.extend(_class_table(index, width))
     return "\n".join(lines)
-
-
-def run_info(config: str | None, overrides: Sequence[str] = (), root: str | None = None) -> None:
-    if config is None and overrides:
-        raise ConvtrainError(
-            f"--set {overrides[0]}: expected a CONFIG to override (convtrain data info CONFIG "
-            f"--set ...), received none"
-        )
-    data = load_config(config, overrides).data if config else DataConfig()
-    index = index_dataset(data, root=Path(root) if root else None)
-    click.echo(describe(index, data, recorded_failures(index.root, data)))

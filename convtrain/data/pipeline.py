@@ -21,6 +21,7 @@ from convtrain.data.cache import ImageCache, open_cache, open_cache_for
 from convtrain.data.index import index_dataset, resolve_root
 from convtrain.data.split import Split
 from convtrain.errors import ConvtrainError
+from convtrain.progress import QUIET, Reporter
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -34,7 +35,9 @@ class Datasets:
     steps_per_epoch: int
 
 
-def _cache_for(data: DataConfig, items: Sequence[tuple[str, int]]) -> ImageCache:
+def _cache_for(
+    data: DataConfig, items: Sequence[tuple[str, int]], reporter: Reporter = QUIET
+) -> ImageCache:
     """The cache holding `items`; built (decoding only what changed) when it does not."""
     root = resolve_root(data)
     cache = open_cache_for(root, items, data)
@@ -44,7 +47,7 @@ def _cache_for(data: DataConfig, items: Sequence[tuple[str, int]]) -> ImageCache
         if not set(folders) <= set(index.classes):
             # A split loaded from a file may use classes that data.classes does not select.
             index = index_dataset(data.model_copy(update={"classes": folders, "exclude": []}))
-        cache = open_cache(index, data)
+        cache = open_cache(index, data, reporter)
     failed = dict(cache.failed)
     missing = [path for path, _ in items if path not in cache.rows]
     if missing:
@@ -111,12 +114,15 @@ def _batches(
 
 
 def make_eval_dataset(
-    experiment: Experiment, items: Sequence[tuple[str, int]], num_classes: int
+    experiment: Experiment,
+    items: Sequence[tuple[str, int]],
+    num_classes: int,
+    reporter: Reporter = QUIET,
 ) -> tf.data.Dataset:
     """Unshuffled, unaugmented batches of `items`, with the training element spec."""
     if not items:
         raise ConvtrainError("expected at least one image to evaluate, received none")
-    cache = _cache_for(experiment.data, items)
+    cache = _cache_for(experiment.data, items, reporter)
     return _batches(cache, items, num_classes, experiment.train.batch_size)
 
 
@@ -129,9 +135,9 @@ def data_threads(configured: int | None) -> int:
     return AUTOTUNE if tf.config.list_physical_devices("GPU") else 1
 
 
-def make_datasets(experiment: Experiment, split: Split) -> Datasets:
+def make_datasets(experiment: Experiment, split: Split, reporter: Reporter = QUIET) -> Datasets:
     everything = (*split.train, *split.val, *split.test)
-    cache = _cache_for(experiment.data, everything)
+    cache = _cache_for(experiment.data, everything, reporter)
     num_classes, batch_size, seed = len(split.classes), experiment.train.batch_size, experiment.seed
     rows, labels = _rows_labels(cache, split.train)
     load = _loader(cache)

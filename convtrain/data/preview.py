@@ -1,18 +1,11 @@
-"""`convtrain data preview`: a PNG grid of augmented training images, as the model sees them."""
+"""Augmented training images as the model sees them (`convtrain data preview` draws them)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
-
-import click
 import numpy as np
 
-from convtrain.config.load import load_config
-from convtrain.config.schema import AugmentConfig
-from convtrain.data.split import make_split
-from convtrain.errors import ConvtrainError
-from convtrain.plots.grid import image_grid
+from convtrain.config.schema import AugmentConfig, Experiment
+from convtrain.data.split import Split
 
 
 def describe_augment(cfg: AugmentConfig) -> str:
@@ -38,15 +31,11 @@ def describe_augment(cfg: AugmentConfig) -> str:
     return ", ".join(parts) + (f"; fill {cfg.fill_mode}" if geometric else "")
 
 
-def run_preview(
-    config: str, overrides: Sequence[str] = (), out: str | None = None, count: int = 32
-) -> Path:
-    experiment = load_config(config, overrides)
-    split = make_split(experiment)
-    # TensorFlow is imported only now, so a config mistake is reported without its start-up.
-    from convtrain.tfquiet import import_tensorflow
-
-    import_tensorflow()
+def augmented_samples(
+    experiment: Experiment, split: Split, count: int
+) -> tuple[np.ndarray, list[str]]:
+    """`count` augmented training images (float [N, H, W, C] in [0, 1]) and their class names."""
+    # The pipeline imports TensorFlow (seconds of start-up): only once the caller needs it.
     from convtrain.data.pipeline import make_datasets
 
     datasets = make_datasets(experiment, split)
@@ -57,18 +46,13 @@ def run_preview(
         labels.extend(np.argmax(batch_labels.numpy(), axis=1).tolist())
         if len(labels) >= count:
             break
-    grid = np.concatenate(images)[:count]
-    titles = [split.classes[label] for label in labels[:count]]
-    path = Path(out) if out else Path(f"preview-{experiment.name}.png")
+    return np.concatenate(images)[:count], [split.classes[label] for label in labels[:count]]
+
+
+def preview_title(experiment: Experiment, count: int) -> str:
     height, width = experiment.data.image_size
-    title = (
+    return (
         f"{experiment.name}: {count} training images, {height}x{width} "
         f"{experiment.data.color_mode}, {experiment.data.resize}\n"
         f"{describe_augment(experiment.augment)} (seed {experiment.seed})"
     )
-    try:
-        image_grid(grid, titles, path, title)
-    except OSError as exc:
-        raise ConvtrainError(f"{path}: cannot write the preview ({exc.strerror or exc})") from None
-    click.echo(f"wrote {path} ({count} augmented training images)")
-    return path

@@ -8,143 +8,94 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
-from typing import Any
+from collections.abc import Callable
+from pathlib import PurePosixPath
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import ConfigDict, model_validator
 
 from convtrain.config.schema import Experiment, FileSplit, PerClassSplit, StratifiedSplit
 from convtrain.data.cache import open_cache
-from convtrain.data.index import index_dataset, resolve_root
+from convtrain.data.index import index_dataset, list_classes, resolve_root
 from convtrain.errors import ConvtrainError
-from convtrain.io import atomic_write_text
+from convtrain.progress import QUIET, Reporter
+from convtrain.records import Record
 
-SPLIT_FORMAT = 1
 PARTS = ("train", "val", "test")
 
 Items = tuple[tuple[str, int], ...]
 
 
-@dataclass(frozen=True)
-class Split:
+class Split(Record):
+    """split.json: the classes and the (path, label) lists a run trains, validates and tests on."""
+
+    model_config = ConfigDict(frozen=True)
+    FILE = "split.json"
+    MISSING = (
+        "no such split file; expected the split.json written by an earlier run "
+        "(runs/<name>-<timestamp>/split.json)"
+    )
+
+    format: Literal[1] = 1
+    protocol: dict[str, Any] = {}  # how it was made, for readers
     classes: tuple[str, ...]
     train: Items
     val: Items
     test: Items
-    protocol: Mapping[str, Any] = field(default_factory=dict)  # how it was made, for readers
 
-    def to_json(self) -> dict:
-        return {
-            "format": SPLIT_FORMAT,
-            "protocol": dict(self.protocol),
-            "counts": {part: len(getattr(self, part)) for part in PARTS},
-            "classes": list(self.classes),
-            **{part: [[path, label] for path, label in getattr(self, part)] for part in PARTS},
-        }
-
-    @classmethod
-    def from_json(cls, data: Any, source: str) -> Split:
-        def fail(what: str) -> ConvtrainError:
-            return ConvtrainError(f"{source}: {what}")
-
-        if not isinstance(data, dict):
-            raise fail(
-                f"expected a JSON object with classes, train, val and test, received "
-                f"{type(data).__name__}"
+    @model_validator(mode="after")
+    def _consistent(self) -> Split:
+        classes = self.classes
+        if len(classes) < 2 or not all(c and "/" not in c for c in classes):
+            raise ValueError(
+                f"classes: expected a list of at least 2 folder names, received {list(classes)!r}"
             )
-        missing = [k for k in ("classes", *PARTS) if k not in data]
-        if missing:
-            raise fail(f"expected keys classes, train, val and test, missing {', '.join(missing)}")
-        classes = data["classes"]
-        if (
-            not isinstance(classes, list)
-            or len(classes) < 2
-            or not all(isinstance(c, str) and c and "/" not in c for c in classes)
-        ):
-            raise fail(f"classes: expected a list of at least 2 folder names, received {classes!r}")
         if len(set(classes)) != len(classes):
-            raise fail(f"classes: expected distinct names, received duplicates in {classes!r}")
-        parts: dict[str, Items] = {}
+            raise ValueError(
+                f"classes: expected distinct names, received duplicates in {list(classes)!r}"
+            )
         seen: dict[str, str] = {}
         for part in PARTS:
-            entries = data[part]
-            if not isinstance(entries, list):
-                raise fail(f"{part}: expected a list of [path, label], received {entries!r}")
-            out = []
-            for i, entry in enumerate(entries):
+            for i, (path, label) in enumerate(getattr(self, part)):
                 where = f"{part}[{i}]"
-                if (
-                    not isinstance(entry, list)
-                    or len(entry) != 2
-                    or not isinstance(entry[0], str)
-                    or not isinstance(entry[1], int)
-                    or isinstance(entry[1], bool)
-                    or not 0 <= entry[1] < len(classes)
-                ):
-                    raise fail(
-                        f"{where}: expected [path, label] with label in 0..{len(classes) - 1}, "
-                        f"received {entry!r}"
+                if not 0 <= label < len(classes):
+                    raise ValueError(
+                        f"{where}: expected a label in 0..{len(classes) - 1}, received {label}"
                     )
-                path, label = entry
                 parts_of = PurePosixPath(path).parts
                 if path.startswith("/") or ".." in parts_of or len(parts_of) != 2:
-                    raise fail(
-                        f"{where}: expected a path 'class/file' inside the dataset root, received {path!r}"
+                    raise ValueError(
+                        f"{where}: expected a path 'class/file' inside the dataset root, "
+                        f"received {path!r}"
                     )
                 if parts_of[0] != classes[label]:
-                    raise fail(
+                    raise ValueError(
                         f"{where}: label {label} is class {classes[label]!r} but the file is in "
                         f"folder {parts_of[0]!r}"
                     )
                 if path in seen:
-                    raise fail(f"{where}: {path!r} is listed twice (also in {seen[path]})")
+                    raise ValueError(f"{where}: {path!r} is listed twice (also in {seen[path]})")
                 seen[path] = where
-                out.append((path, label))
-            parts[part] = tuple(out)
         for part in ("train", "test"):
-            if not parts[part]:
-                raise fail(f"{part}: expected at least one image, received an empty list")
-        protocol = data.get("protocol", {})
-        return cls(
-            tuple(classes),
-            parts["train"],
-            parts["val"],
-            parts["test"],
-            dict(protocol) if isinstance(protocol, dict) else {},
-        )
+            if not getattr(self, part):
+                raise ValueError(f"{part}: expected at least one image, received an empty list")
+        return self
 
-
-def save_split(split: Split, path: Path) -> None:
-    """Write split.json atomically, one [path, label] per line so that it reads (and diffs) well."""
-    payload = split.to_json()
-    head = json.dumps({k: v for k, v in payload.items() if k not in PARTS}, indent=2)
-    parts = []
-    for part in PARTS:
-        rows = ",\n    ".join(json.dumps(entry) for entry in payload[part])
-        parts.append(f'  "{part}": [\n    {rows}\n  ]' if rows else f'  "{part}": []')
-    atomic_write_text(path, head[: -len("\n}")] + ",\n" + ",\n".join(parts) + "\n}\n")
-
-
-def load_split(path: Path) -> Split:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConvtrainError(
-            f"{path}: no such split file; expected the split.json written by an earlier run "
-            f"(runs/<name>-<timestamp>/split.json)"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConvtrainError(f"{path}: cannot read the split file ({exc})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConvtrainError(
-            f"{path}: expected JSON, received invalid text at line {exc.lineno} column {exc.colno} ({exc.msg})"
-        ) from None
-    return Split.from_json(data, str(path))
+    def dumps(self) -> str:
+        """One [path, label] per line, so that the file reads (and diffs) well."""
+        head = {
+            "format": self.format,
+            "protocol": self.protocol,
+            "counts": {part: len(getattr(self, part)) for part in PARTS},
+            "classes": list(self.classes),
+        }
+        parts = []
+        for part in PARTS:
+            rows = ",\n    ".join(json.dumps([path, label]) for path, label in getattr(self, part))
+            parts.append(f'  "{part}": [\n    {rows}\n  ]' if rows else f'  "{part}": []')
+        text = json.dumps(head, indent=2)
+        return text[: -len("\n}")] + ",\n" + ",\n".join(parts) + "\n}\n"
 
 
 # --- protocols ------------------------------------------------------------------------------
@@ -212,11 +163,19 @@ def _items(parts: PerClass) -> Items:
     return tuple(sorted((p, label) for label, paths in enumerate(parts) for p in paths))
 
 
-def make_split(experiment: Experiment) -> Split:
+def split_classes(experiment: Experiment) -> tuple[str, ...]:
+    """The classes `make_split` will give, from a folder listing or the split file (no decoding)."""
+    data = experiment.data
+    if isinstance(data.split, FileSplit):
+        return Split.read(data.split.file).classes
+    return list_classes(data)
+
+
+def make_split(experiment: Experiment, reporter: Reporter = QUIET) -> Split:
     """Index the data, drop files that do not decode, apply data.split (or load its file)."""
     data = experiment.data
     if isinstance(data.split, FileSplit):
-        split = load_split(Path(data.split.file))
+        split = Split.read(data.split.file)
         root = resolve_root(data)
         missing = [p for part in PARTS for p, _ in getattr(split, part) if not (root / p).is_file()]
         if missing:
@@ -227,7 +186,9 @@ def make_split(experiment: Experiment) -> Split:
             )
         return split
     index = index_dataset(data)
-    cache = open_cache(index, data)  # decoding finds the truncated files the index cannot see
+    cache = open_cache(
+        index, data, reporter
+    )  # decoding finds the truncated files the index cannot see
     dropped = dict(cache.failed)
     per_class: PerClass = [[] for _ in index.classes]
     for path, label in index.items:
@@ -241,4 +202,10 @@ def make_split(experiment: Experiment) -> Split:
         "root": str(index.root),
         "skipped": [list(s) for s in (*index.skipped, *cache.failed)],
     }
-    return Split(index.classes, _items(train), _items(val), _items(test), protocol)
+    return Split(
+        classes=index.classes,
+        train=_items(train),
+        val=_items(val),
+        test=_items(test),
+        protocol=protocol,
+    )

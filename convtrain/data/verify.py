@@ -7,15 +7,14 @@ verification compares a folder against it and names every missing or short class
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from convtrain.errors import ConvtrainError
-from convtrain.io import atomic_write_json
+from convtrain.records import Record, RecordError
 
 DATASET_FOLDER = "101_ObjectCategories"
 MARKER_NAME = ".convtrain-dataset.json"
@@ -106,9 +105,10 @@ def describe_counts(counts: Mapping[str, int]) -> str:
     return f"{len(counts)} folders with {sum(counts.values()):,} files"
 
 
-@dataclass(frozen=True)
-class Marker:
+class Marker(Record):
     """Written into the dataset folder once it has been verified, before it is moved into place."""
+
+    FILE = MARKER_NAME
 
     source: str
     sha256: str | None
@@ -121,24 +121,16 @@ class Marker:
         cls, source: str, sha256: str | None, official: bool, counts: Mapping[str, int]
     ) -> Marker:
         stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        return cls(source, sha256, official, dict(counts), stamp)
-
-    def write(self, root: Path) -> None:
-        atomic_write_json(root / MARKER_NAME, asdict(self))
+        return cls(
+            source=source, sha256=sha256, official=official, counts=dict(counts), verified_at=stamp
+        )
 
 
 def read_marker(root: Path) -> Marker | None:
-    """The marker of a verified dataset, or None when absent or unreadable (then re-verify)."""
+    """The marker of a verified dataset, or None when absent or damaged (then re-verify)."""
     try:
-        raw = json.loads((root / MARKER_NAME).read_text(encoding="utf-8"))
-        return Marker(
-            source=str(raw["source"]),
-            sha256=raw["sha256"],
-            official=bool(raw["official"]),
-            counts={str(k): int(v) for k, v in raw["counts"].items()},
-            verified_at=str(raw["verified_at"]),
-        )
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return Marker.read(root / MARKER_NAME)
+    except RecordError:
         return None
 
 

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 
 from convtrain.config.schema import Experiment
-from convtrain.evaluate.history import read_history
+from convtrain.data.decode import decode_image
 from convtrain.evaluate.metrics import Metrics, Predictions
+from convtrain.history import History
+from convtrain.plots.evaluation import plot_confusion_matrix, plot_filters, plot_per_class_accuracy
+from convtrain.plots.grid import image_grid
+from convtrain.plots.training import Best, plot_learning_curves
+from convtrain.progress import QUIET, Reporter
 from convtrain.rundir import RunDir
 
 MISCLASSIFIED_SHOWN = 32
@@ -41,14 +46,10 @@ class Evaluated:
     title: str  # "<name> - <split> split, <checkpoint> checkpoint"
 
 
-def write_plots(run: RunDir, ev: Evaluated) -> list[Path]:
-    from convtrain.plots.evaluation import (
-        plot_confusion_matrix,
-        plot_filters,
-        plot_per_class_accuracy,
-    )
-    from convtrain.plots.training import plot_learning_curves
-
+def write_plots(
+    run: RunDir, ev: Evaluated, history: History | None, best: Best, reporter: Reporter = QUIET
+) -> list[Path]:
+    """Every figure of the evaluation; learning curves only from a `history`, marked at `best`."""
     out = {key: run.plots / name for key, name in PLOTS.items()}
     m = ev.metrics
     plot_confusion_matrix(
@@ -66,9 +67,7 @@ def write_plots(run: RunDir, ev: Evaluated) -> list[Path]:
         title=f"Per-class accuracy - {ev.title}",
     )
     written = {"confusion", "per_class"}
-    history = read_history(run.history)
     if history is not None:
-        best = history.best_epoch(ev.experiment.train.monitor)
         title = f"Learning curves - {ev.experiment.name}"
         plot_learning_curves(history, out["curves"], title=title, best=best)
         written.add("curves")
@@ -76,8 +75,6 @@ def write_plots(run: RunDir, ev: Evaluated) -> list[Path]:
         written.add("misclassified")
     conv = first_conv(ev.model)
     if conv is not None:
-        import keras
-
         kernel = keras.ops.convert_to_numpy(conv.kernel)
         title = f"First convolution '{conv.name}' - {ev.experiment.name}"
         plot_filters(kernel, out["filters"], title=title)
@@ -86,14 +83,12 @@ def write_plots(run: RunDir, ev: Evaluated) -> list[Path]:
         # A figure this evaluation has nothing for must not survive from an earlier one.
         if key not in written and path.exists():
             path.unlink()
-            print(f"note: removed {path} (nothing to draw this time)", file=sys.stderr)
+            reporter.note(f"note: removed {path} (nothing to draw this time)")
     return [out[key] for key in PLOTS if key in written]
 
 
 def first_conv(model: Any) -> Any | None:
     """The first Conv2D layer, looking inside nested models and blocks."""
-    import keras
-
     for layer in getattr(model, "layers", ()):
         if isinstance(layer, keras.layers.Conv2D):
             return layer
@@ -117,9 +112,6 @@ def grid_title(true: str, predicted: str, confidence: float) -> str:
 
 
 def _misclassified(ev: Evaluated, path: Path) -> bool:
-    from convtrain.data.decode import decode_image
-    from convtrain.plots.grid import image_grid
-
     pred = ev.pred
     wrong = np.nonzero(pred.y_pred != pred.y_true)[0]
     if not len(wrong):

@@ -1,8 +1,4 @@
-"""Open what `evaluate` and `predict` read from a run directory, or fail with one line naming the file.
-
-Everything is read and checked before anything is written, so a damaged run directory is never
-made worse by an evaluation that cannot finish.
-"""
+"""Open what `evaluate` and `predict` read from a run directory, or fail with one line naming the file."""
 
 from __future__ import annotations
 
@@ -14,6 +10,7 @@ from convtrain.config.load import load_config
 from convtrain.config.schema import Experiment
 from convtrain.errors import ConvtrainError
 from convtrain.rundir import RunDir
+from convtrain.train.checkpoints import load_checkpoint
 
 CHECKPOINTS = ("best", "last")
 SPLITS = ("test", "val")
@@ -40,11 +37,6 @@ def load_model(run: RunDir, checkpoint: str) -> Any:
         raise ConvtrainError(
             f"{run.path}: incomplete run directory: checkpoints/{path.name} is missing{hint}"
         )
-    from convtrain.tfquiet import import_tensorflow
-
-    import_tensorflow()
-    from convtrain.train.checkpoints import load_checkpoint
-
     return load_checkpoint(path, compile=False)
 
 

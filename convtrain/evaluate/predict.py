@@ -1,4 +1,4 @@
-"""`convtrain predict`: the top-k classes of a few images, preprocessed exactly as the run's data."""
+"""The top-k classes of a few images, preprocessed exactly as the run's data (`convtrain predict`)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
 import numpy as np
 
+from convtrain.data.decode import decode_image
+from convtrain.data.split import Split
 from convtrain.evaluate.loading import check_model, load_experiment, load_model
 from convtrain.evaluate.metrics import softmax_if_logits, top_k_indices
 from convtrain.rundir import RunDir
@@ -24,11 +25,8 @@ class ImagePrediction:
 def predict_images(
     run: RunDir, images: Sequence[str | Path], top_k: int, checkpoint: str
 ) -> list[ImagePrediction]:
-    from convtrain.data.decode import decode_image
-    from convtrain.data.split import load_split
-
     experiment = load_experiment(run)
-    classes = tuple(load_split(run.split).classes)
+    classes = run.read(Split).classes
     data = experiment.data
     # Every image is decoded before the model is loaded: a bad file fails fast, and nothing is printed.
     pixels = [decode_image(Path(p), data.image_size, data.resize, data.color_mode) for p in images]
@@ -62,15 +60,3 @@ def format_json(results: Sequence[ImagePrediction]) -> str:
 
 
 FORMATS = {"table": format_table, "json": format_json}
-
-
-def run_predict(
-    run_dir: str | Path,
-    images: Sequence[str],
-    top_k: int = 5,
-    fmt: str = "table",
-    checkpoint: str = "best",
-) -> None:
-    run = RunDir.open(run_dir, need=("config", "split", "checkpoint"))
-    results = predict_images(run, images, top_k, checkpoint)
-    click.echo(FORMATS[fmt](results))

@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 
 from convtrain.evaluate.metrics import ConfusedPair, Metrics, Predictions
+from convtrain.evaluate.summary import METRICS, MetricsRecord
 from convtrain.io import atomic_write_text
 
-METRICS = "metrics.json"
 REPORT_TXT = "classification_report.txt"
 REPORT_JSON = "classification_report.json"
 CONFUSION_CSV = "confusion_matrix.csv"
@@ -22,18 +22,18 @@ PAIRS_CSV = "confused_pairs.csv"
 PREDICTIONS_CSV = "predictions.csv"
 
 
-def metrics_summary(metrics: Metrics, checkpoint: str, split: str) -> dict[str, Any]:
-    """The content of metrics.json (also what `evaluate_run` returns)."""
-    return {
-        "checkpoint": checkpoint,
-        "split": split,
-        "num_images": metrics.num_images,
-        "num_classes": len(metrics.classes),
-        "accuracy": metrics.accuracy,
-        "mean_per_class_accuracy": metrics.mean_per_class_accuracy,
-        "top_k": metrics.top_k,
-        "top_k_accuracy": metrics.top_k_accuracy,
-    }
+def metrics_summary(metrics: Metrics, checkpoint: str, split: str) -> MetricsRecord:
+    """The content of metrics.json."""
+    return MetricsRecord(
+        checkpoint=checkpoint,
+        split=split,
+        num_images=metrics.num_images,
+        num_classes=len(metrics.classes),
+        accuracy=metrics.accuracy,
+        mean_per_class_accuracy=metrics.mean_per_class_accuracy,
+        top_k=metrics.top_k,
+        top_k_accuracy=metrics.top_k_accuracy,
+    )
 
 
 def _csv(rows: Sequence[Sequence[Any]]) -> str:
@@ -69,11 +69,11 @@ def write_reports(
     pairs: Sequence[ConfusedPair],
     pred: Predictions,
     files: Sequence[str],
-    summary: dict[str, Any],
+    summary: MetricsRecord,
 ) -> list[Path]:
     """Write every report file; return their paths."""
     texts = {
-        METRICS: _json(summary),
+        "metrics.json": summary.dumps(),
         REPORT_TXT: metrics.report_text,
         REPORT_JSON: _json(_json_safe(metrics.report)),
         CONFUSION_CSV: confusion_csv(metrics),
@@ -97,14 +97,12 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def format_summary(summary: dict[str, Any], pairs: Sequence[ConfusedPair], where: Path) -> str:
+def format_summary(summary: MetricsRecord, pairs: Sequence[ConfusedPair], where: Path) -> str:
     """The few lines printed after an evaluation."""
     lines = [
-        f"{summary['split']} split, {summary['checkpoint']} checkpoint: "
-        f"{summary['num_images']} images, {summary['num_classes']} classes",
-        f"  {'accuracy':<25}{summary['accuracy']:.4f}",
-        f"  {'mean per-class accuracy':<25}{summary['mean_per_class_accuracy']:.4f}",
-        f"  {'top-' + str(summary['top_k']) + ' accuracy':<25}{summary['top_k_accuracy']:.4f}",
+        f"{summary.split} split, {summary.checkpoint} checkpoint: "
+        f"{summary.num_images} images, {summary.num_classes} classes",
+        *(f"  {summary.label(m):<25}{getattr(summary, m):.4f}" for m in METRICS),
     ]
     if pairs:
         lines.append("most confused (true -> predicted: images, fraction of the true class):")

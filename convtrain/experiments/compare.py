@@ -1,4 +1,4 @@
-"""`convtrain compare RUN_DIR... | SWEEP_DIR`: one row per run, what differs and what it cost.
+"""Runs side by side (`convtrain compare`): one row per run, what differs and what it cost.
 
 Every figure is read from the runs' own files (config.yaml, reports/metrics.json, history.csv,
 state.json) or recomputed from their configs by inspect's arithmetic, never re-derived here.
@@ -10,19 +10,25 @@ import csv
 import io
 import json
 import re
-import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from convtrain.config.keras_objects import describe
+from convtrain.config.load import dump_config, load_config
+from convtrain.data.split import Split
 from convtrain.errors import ConvtrainError
+from convtrain.evaluate.summary import METRICS, MetricsRecord
+from convtrain.history import History
 from convtrain.io import atomic_write_text
+from convtrain.model.inspect import totals
+from convtrain.model.shapes import plan_model
+from convtrain.plots.compare import cost_plot, curves_plot
 from convtrain.rundir import RunDir
-
-METRICS = ("accuracy", "mean_per_class_accuracy", "top_k_accuracy")
+from convtrain.train.state import TrainState
 
 
 @dataclass
@@ -36,7 +42,7 @@ class RunSummary:
     images_per_s: float | None
     best_epoch: int | None
     epochs_done: int
-    history: list[dict[str, float]]
+    history: History | None
 
     @property
     def name(self) -> str:
@@ -69,47 +75,34 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _read_history(path: Path) -> list[dict[str, float]]:
-    if not path.is_file():
-        return []
-    rows = []
-    with path.open(newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            rows.append({k: float(v) for k, v in row.items() if v not in (None, "")})
-    return rows
-
-
 def summarize(path: Path) -> RunSummary:
-    from convtrain.config.load import dump_config, load_config
-    from convtrain.model.inspect import totals
-    from convtrain.model.shapes import plan_model
-
     run = RunDir.open(path, need=("config", "split"))
-    metrics_file = run.reports / "metrics.json"
-    if not metrics_file.is_file():
+    if not run.file(MetricsRecord).is_file():
         raise ConvtrainError(
             f"{path}: no reports/metrics.json; run `convtrain evaluate {path}` first"
         )
-    metrics = run.read_json(metrics_file)
-    split = run.read_json(run.split)
+    metrics = run.read(MetricsRecord)
+    split = run.read(Split)
     experiment = load_config(run.config)
-    t = totals(plan_model(experiment, len(split["classes"])))
+    t = totals(plan_model(experiment, len(split.classes)))
     # The validated config, not the file's text: defaults are filled in the same way for every
     # run, so a key a run's file omits (or an older convtrain did not write) is not a difference.
     raw = yaml.safe_load(dump_config(experiment))
-    history = _read_history(run.history)
-    state = run.read_json(run.state) if run.state.is_file() else {}
-    speeds = [r["images_per_s"] for r in history if "images_per_s" in r]
+    history = run.read_history()
+    state = run.read(TrainState) if run.file(TrainState).is_file() else None
+    epochs = 0 if history is None else len(history.epochs)
+    speeds = np.array([]) if history is None else history.column("images_per_s")
+    speeds = speeds[np.isfinite(speeds)]
     return RunSummary(
         run=run,
         config=flatten(raw),
-        metrics={k: float(metrics[k]) for k in METRICS if k in metrics},
+        metrics={k: float(getattr(metrics, k)) for k in METRICS},
         params=t.params,
         macs=t.macs,
-        train_time_s=sum(r.get("epoch_time", 0.0) for r in history),
-        images_per_s=statistics.median(speeds) if speeds else None,
-        best_epoch=state.get("best_epoch"),
-        epochs_done=int(state.get("completed_epochs", len(history))),
+        train_time_s=0.0 if history is None else float(np.nansum(history.column("epoch_time"))),
+        images_per_s=float(np.median(speeds)) if speeds.size else None,
+        best_epoch=None if state is None else state.best_epoch,
+        epochs_done=epochs if state is None else state.completed_epochs,
         history=history,
     )
 
@@ -255,12 +248,18 @@ def to_csv(header: list[str], rows: list[list[Any]]) -> str:
 def write_outputs(
     out_dir: Path, runs: list[RunSummary], sort_by: str
 ) -> tuple[list[str], list[list[Any]]]:
-    from convtrain.plots.compare import cost_plot, curves_plot
-
     header, rows = table(runs, sort_by)
     atomic_write_text(out_dir / "compare.md", to_markdown(header, rows) + "\n")
     atomic_write_text(out_dir / "compare.csv", to_csv(header, rows))
-    names = labels(runs)
-    cost_plot(runs, sort_by, out_dir / "compare_cost.png", names)
-    curves_plot(runs, out_dir / "compare_curves.png", names)
+    short = labels(runs)
+    names = [short[r.name] for r in runs]
+    cost_plot(
+        names,
+        [r.metrics.get(sort_by) for r in runs],
+        [r.params for r in runs],
+        [r.macs for r in runs],
+        sort_by,
+        out_dir / "compare_cost.png",
+    )
+    curves_plot(names, [r.history for r in runs], out_dir / "compare_curves.png")
     return header, rows

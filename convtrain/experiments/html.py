@@ -1,7 +1,7 @@
 """Self-contained `report.html` pages for a run and for a sweep: plots embedded, no network.
 
-Built from the files a run already has (config.yaml, reports/, plots/) plus inspect's layer
-table, so the page shows exactly what the run directory holds.
+Built from the files a run already has (config.yaml, reports/, plots/, state.json) plus the
+model's plan, so the page shows exactly what the run directory holds.
 """
 
 from __future__ import annotations
@@ -11,8 +11,12 @@ import html
 from pathlib import Path
 from typing import Any
 
+from convtrain.evaluate.summary import METRICS, MetricsRecord
 from convtrain.io import atomic_write_text
+from convtrain.model.inspect import totals
+from convtrain.model.shapes import Plan
 from convtrain.rundir import RunDir
+from convtrain.train.state import TrainState
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1200px;
@@ -60,63 +64,64 @@ def _page(title: str, body: list[str]) -> str:
     )
 
 
-def _layer_table(run: RunDir, num_classes: int) -> str:
-    from convtrain.config.load import load_config
-    from convtrain.model.inspect import report
-
-    data = report(load_config(run.config), num_classes, "from the run's split")
+def _layer_table(plan: Plan) -> str:
     rows = [
         [
-            "\u00a0\u00a0\u00a0" * row["depth"] + str(row["name"]),  # nbsp: indent nested blocks
-            row["type"],
-            "x".join(map(str, row["output_shape"])),
-            f"{row['params']:,}",
-            f"{row['macs']:,}",
-            "x".join(map(str, row["receptive_field"])),
-            "x".join(map(str, row["jump"])),
+            "\u00a0\u00a0\u00a0" * depth + str(step.name),  # nbsp: indent nested blocks
+            step.kind,
+            "x".join(map(str, step.out.shape)),
+            f"{step.trainable + step.non_trainable:,}",
+            f"{step.macs:,}",
+            "x".join(map(str, step.out.rf)),
+            "x".join(map(str, step.out.jump)),
         ]
-        for row in data["layers"]
+        for depth, step in plan.rows()
     ]
-    t = data["totals"]
-    totals = (
-        f'<p class="muted">{t["params"]:,} parameters ({t["trainable"]:,} trainable), '
-        f"{t['macs']:,} multiply-accumulates per image</p>"
+    t = totals(plan)
+    summary = (
+        f'<p class="muted">{t.params:,} parameters ({t.trainable:,} trainable), '
+        f"{t.macs:,} multiply-accumulates per image</p>"
     )
     header = ["layer", "type", "output", "params", "MACs", "receptive field", "jump"]
-    return _table(header, rows, "layers") + totals
+    return _table(header, rows, "layers") + summary
 
 
-def run_report(path: str | Path) -> Path:
-    run = RunDir.open(path, need=("config", "split"))
-    metrics = (
-        run.read_json(run.reports / "metrics.json")
-        if (run.reports / "metrics.json").is_file()
-        else {}
+def _training(state: TrainState) -> str:
+    best = (
+        f"best {state.monitor} {state.best_value:.4f} at epoch {state.best_epoch}"
+        if state.best_value is not None
+        else "no best epoch"
     )
-    split = run.read_json(run.split)
+    stopped = ", stopped early" if state.stopped_early else ""
+    return (
+        f"<p>{html.escape(state.status)}: {state.completed_epochs} of {state.epochs} epochs"
+        f"{stopped}; {html.escape(best)}</p>"
+    )
+
+
+def run_report(run: RunDir, plan: Plan, state: TrainState | None = None) -> Path:
+    """report.html of a run whose model is `plan`; `state` None leaves the training out."""
     body = [
         f"<h1>{html.escape(run.path.name)}</h1>",
         f'<p class="muted">{html.escape(str(run.path))}</p>',
     ]
-    if metrics:
+    if run.file(MetricsRecord).is_file():
+        metrics = run.read(MetricsRecord)
         cards = "".join(
-            f'<div class="metric">{label}<b>{metrics[key]:.4f}</b></div>'
-            for key, label in (
-                ("accuracy", "accuracy"),
-                ("mean_per_class_accuracy", "mean per-class accuracy"),
-                ("top_k_accuracy", f"top-{metrics.get('top_k', 5)} accuracy"),
-            )
-            if key in metrics
+            f'<div class="metric">{metrics.label(key)}<b>{getattr(metrics, key):.4f}</b></div>'
+            for key in METRICS
         )
         body += [
             "<h2>Metrics</h2>",
             f'<div class="metrics">{cards}</div>',
-            f'<p class="muted">{metrics.get("num_images", "?")} {metrics.get("split", "")} images, '
-            f"{metrics.get('checkpoint', '')} checkpoint</p>",
+            f'<p class="muted">{metrics.num_images} {metrics.split} images, '
+            f"{metrics.checkpoint} checkpoint</p>",
         ]
     else:
         body.append("<p>No evaluation yet: run <code>convtrain evaluate</code> on this run.</p>")
-    body += ["<h2>Layers</h2>", _layer_table(run, len(split["classes"]))]
+    if state is not None:
+        body += ["<h2>Training</h2>", _training(state)]
+    body += ["<h2>Layers</h2>", _layer_table(plan)]
     pngs = sorted(run.plots.glob("*.png")) if run.plots.is_dir() else []
     pngs.sort(
         key=lambda p: (

@@ -21,9 +21,10 @@ import click
 
 from convtrain.config.load import load_config
 from convtrain.config.schema import Experiment
-from convtrain.errors import ConvtrainError
+from convtrain.errors import ConfigError, ConvtrainError
 from convtrain.experiments.grid import Axis, axes_from_mapping, expand, parse_axis
 from convtrain.io import atomic_write_json, atomic_write_text
+from convtrain.model.shapes import plan_model, resolve_classes
 
 SWEEP_FILE = "sweep.json"
 
@@ -84,16 +85,25 @@ def validated_trials(
     config: str, axes: list[Axis], random_trials: int | None, overrides: tuple[str, ...]
 ) -> list[tuple[tuple[str, ...], Experiment]]:
     """Every trial's assignments with its validated experiment; the first bad one is an error."""
-    experiment = load_config(config, overrides)  # the base config itself must be valid
+    experiment = _checked(config, overrides)  # the base config itself must be valid
     out = []
     for i, assignments in enumerate(expand(axes, random_trials, seed=experiment.seed)):
         try:
-            out.append((assignments, load_config(config, (*overrides, *assignments))))
+            out.append((assignments, _checked(config, (*overrides, *assignments))))
         except ConvtrainError as exc:
             raise ConvtrainError(
                 f"trial {i + 1} ({' '.join(assignments)}): {exc.lines()[0]}"
             ) from None
     return out
+
+
+def _checked(config: str, overrides: tuple[str, ...]) -> Experiment:
+    """The config validated, its layer stack included (planned for the class count it implies)."""
+    experiment = load_config(config, overrides)
+    problems = plan_model(experiment, resolve_classes(experiment)[0]).problems
+    if problems:
+        raise ConfigError(problems, source=config)
+    return experiment
 
 
 def plan_sweep(
@@ -232,7 +242,6 @@ def run_sweep(
 def print_plan(planned: list[tuple[tuple[str, ...], Experiment]]) -> None:
     """The trials a sweep would run, with what each costs (inspect's arithmetic, no training)."""
     from convtrain.model.inspect import totals
-    from convtrain.model.shapes import plan_model, resolve_classes
 
     for i, (assignments, experiment) in enumerate(planned, 1):
         num_classes, _ = resolve_classes(experiment)

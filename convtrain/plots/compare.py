@@ -1,17 +1,20 @@
-"""Plots comparing runs: accuracy against cost, and validation curves overlaid."""
+"""Plots comparing runs: accuracy against cost, and validation curves overlaid.
+
+Each takes the runs' figures as plain sequences (one item per run, in the same order) and
+histories as records, so it draws what it is given and reads nothing.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib.ticker import EngFormatter, MaxNLocator, NullFormatter
 
-from convtrain.io import atomic_save
-
-if TYPE_CHECKING:
-    from convtrain.experiments.compare import RunSummary
+from convtrain.history import History
+from convtrain.plots.save import save_figure
 
 LABELS = {
     "accuracy": "accuracy",
@@ -20,25 +23,25 @@ LABELS = {
 }
 
 
-def _save(fig: plt.Figure, path: Path) -> None:
-    atomic_save(path, lambda p: fig.savefig(p, dpi=120, bbox_inches="tight", format="png"), ".png")
-    plt.close(fig)
-
-
-def cost_plot(runs: list[RunSummary], metric: str, path: Path, names: dict[str, str]) -> None:
-    """One point per run: the metric against parameters (left) and multiply-accumulates (right)."""
+def cost_plot(
+    names: Sequence[str],
+    scores: Sequence[float | None],
+    params: Sequence[int],
+    macs: Sequence[int],
+    metric: str,
+    path: Path,
+) -> None:
+    """One point per run: its score against parameters (left) and multiply-accumulates (right)."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
-    best = max(runs, key=lambda r: r.metrics.get(metric, float("-inf")))
-    for ax, attr, xlabel in (
-        (axes[0], "params", "parameters"),
-        (axes[1], "macs", "multiply-accumulates per image"),
+    scored = [i for i, y in enumerate(scores) if y is not None]
+    best = max(scored, key=lambda i: scores[i], default=None)
+    for ax, costs, xlabel in (
+        (axes[0], params, "parameters"),
+        (axes[1], macs, "multiply-accumulates per image"),
     ):
-        for r in runs:
-            y = r.metrics.get(metric)
-            if y is None:
-                continue
-            x = getattr(r, attr)
-            star = r is best
+        for i in scored:
+            x, y = costs[i], scores[i]
+            star = i == best
             ax.scatter(
                 x,
                 y,
@@ -47,10 +50,8 @@ def cost_plot(runs: list[RunSummary], metric: str, path: Path, names: dict[str, 
                 color="#d62728" if star else "#1f77b4",
                 zorder=3,
             )
-            ax.annotate(
-                names[r.name], (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8
-            )
-        xs = [getattr(r, attr) for r in runs]
+            ax.annotate(names[i], (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
+        xs = list(costs)
         # A log axis only when the runs span a decade; a narrow range reads better linearly.
         wide = min(xs) > 0 and max(xs) / min(xs) >= 10
         if wide:
@@ -63,30 +64,32 @@ def cost_plot(runs: list[RunSummary], metric: str, path: Path, names: dict[str, 
         ax.margins(x=0.25, y=0.15)  # room for the labels
         ax.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel(LABELS.get(metric, metric))
-    fig.suptitle(f"{LABELS.get(metric, metric)} against cost ({len(runs)} runs; star = best)")
-    _save(fig, path)
+    fig.suptitle(f"{LABELS.get(metric, metric)} against cost ({len(names)} runs; star = best)")
+    save_figure(fig, path, tight=True)
 
 
-def curves_plot(runs: list[RunSummary], path: Path, names: dict[str, str]) -> None:
+def _finite(history: History, name: str) -> tuple[np.ndarray, np.ndarray]:
+    values = history.column(name)
+    keep = np.isfinite(values)
+    return history.epochs[keep], values[keep]
+
+
+def curves_plot(names: Sequence[str], histories: Sequence[History | None], path: Path) -> None:
     """Validation accuracy (or training accuracy when a run has no val split) per epoch, overlaid."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
-    cmap = plt.get_cmap("tab10" if len(runs) <= 10 else "tab20")
-    for i, r in enumerate(runs):
-        key = "val_accuracy" if any("val_accuracy" in row for row in r.history) else "accuracy"
+    cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+    for i, (name, history) in enumerate(zip(names, histories, strict=True)):
+        if history is None:
+            continue
+        key = "val_accuracy" if history.has("val_accuracy") else "accuracy"
         loss_key = "val_loss" if key == "val_accuracy" else "loss"
-        epochs = [row["epoch"] for row in r.history if key in row]
         colour = cmap(i % cmap.N)
         axes[0].plot(
-            epochs,
-            [row[key] for row in r.history if key in row],
+            *_finite(history, key),
             color=colour,
-            label=names[r.name] if key == "val_accuracy" else f"{names[r.name]} (train)",
+            label=name if key == "val_accuracy" else f"{name} (train)",
         )
-        axes[1].plot(
-            [row["epoch"] for row in r.history if loss_key in row],
-            [row[loss_key] for row in r.history if loss_key in row],
-            color=colour,
-        )
+        axes[1].plot(*_finite(history, loss_key), color=colour)
     axes[0].set_title("validation accuracy")
     axes[1].set_title("validation loss")
     for ax in axes:
@@ -102,4 +105,4 @@ def curves_plot(runs: list[RunSummary], path: Path, names: dict[str, str]) -> No
     axes[1].set_ylabel("loss (log scale)" if wide else "loss")
     axes[0].legend(fontsize=8, loc="lower right")
     fig.suptitle("learning curves of the compared runs")
-    _save(fig, path)
+    save_figure(fig, path, tight=True)

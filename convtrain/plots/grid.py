@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-import convtrain.plots  # noqa: F401 - selects the Agg backend before any figure exists
-from convtrain.io import atomic_save
+from convtrain.plots.save import save_figure
 
 _CELL = 1.55  # inches per image
 _TITLE_CHARS = 24
@@ -85,4 +84,4 @@ def image_grid(
     chars = max(30, int(cols * _CELL * 7.5))
     lines = [wrapped for line in title.splitlines() for wrapped in textwrap.wrap(line, chars)]
     fig.suptitle("\n".join(lines), fontsize=11, fontweight="bold")
-    atomic_save(Path(path), lambda tmp: fig.savefig(tmp, dpi=110, format="png"), suffix=".png")
+    save_figure(fig, Path(path), dpi=110)

@@ -13,10 +13,11 @@ import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
 from convtrain.config.schema import TrainConfig
+from convtrain.history import Row
 from convtrain.rundir import RunDir
 from convtrain.train import checkpoints
 from convtrain.train.optim import learning_rate
-from convtrain.train.state import Row, TrainState, write_history
+from convtrain.train.state import TrainState, write_history
 
 # What TensorBoard's scalars plugin expects on a scalar summary.
 _SCALARS = summary_pb2.SummaryMetadata(
@@ -106,9 +107,9 @@ class EpochRecorder(keras.callbacks.Callback):
         }
         state = self.state
         improved = state.record(row)
-        monitored = row.get(state.monitor.name)
+        monitored = row.get(state.monitor)
         if state.plateau is not None and monitored is not None:
-            state.plateau.update(self.train.schedule, monitored, state.monitor.mode)
+            state.plateau.update(self.train.schedule, monitored, state.mode)
         if state.early_stop_due(self.train.early_stopping):
             state.stopped_early = True
             self.model.stop_training = True

@@ -16,6 +16,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import keras
+
 from convtrain.errors import ConvtrainError
 from convtrain.io import atomic_save
 from convtrain.rundir import RunDir
@@ -55,8 +57,6 @@ def save_final(run: RunDir, model: Any) -> None:
 
 def load_checkpoint(path: Path, compile: bool = True) -> Any:
     """The model (compiled, with its optimizer state, unless `compile=False`) in Keras's safe mode."""
-    import keras
-
     if not path.is_file():
         raise ConvtrainError(f"{path}: missing from the run directory")
     try:

@@ -15,25 +15,27 @@ by `distribute.timeout`.
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import keras
+import tensorflow as tf
 
 from convtrain.config.schema import DistributeConfig, Experiment
+from convtrain.data.pipeline import Datasets
 from convtrain.errors import ConvtrainError
+from convtrain.progress import QUIET, Reporter
 from convtrain.train.cluster import (  # noqa: F401 - re-exported for callers and tests
     Cluster,
     cluster_from_flags,
     cluster_from_tf_config,
     resolve_cluster,
 )
+from convtrain.train.environment import Distribution
 from convtrain.train.watchdog import Watchdog
-
-if TYPE_CHECKING:
-    from convtrain.data.pipeline import Datasets
 
 _NAME_WIDTH = 256  # bytes of the run directory's name sent to the other workers
 
@@ -174,25 +176,23 @@ class Placement:
     def multi_worker(self) -> bool:
         return self.cluster is not None and self.cluster.size > 1
 
-    def to_json(self, global_batch: int, learning_rate: float) -> dict[str, Any]:
+    def distribution(self, global_batch: int, learning_rate: float) -> Distribution:
         """What environment.json records about the distribution."""
-        return {
-            "strategy": self.name,
-            "tf_strategy": type(self.strategy).__name__,
-            "replicas": self.replicas,
-            "global_batch": global_batch,
-            "per_replica_batch": global_batch // self.replicas,
-            "learning_rate": learning_rate,
-            "workers": None if self.cluster is None else self.cluster.spec(),
-            "task": None if self.cluster is None else self.cluster.describe(),
-        }
+        return Distribution(
+            strategy=self.name,
+            tf_strategy=type(self.strategy).__name__,
+            replicas=self.replicas,
+            global_batch=global_batch,
+            per_replica_batch=global_batch // self.replicas,
+            learning_rate=learning_rate,
+            workers=None if self.cluster is None else self.cluster.spec(),
+            task=None if self.cluster is None else self.cluster.describe(),
+        )
 
     def agree(self, text: str, what: str) -> str:
         """The chief's `text` on every worker; also a barrier (no worker passes it alone)."""
         if not self.multi_worker:
             return text
-        import tensorflow as tf
-
         data = text.encode("utf-8")
         if len(data) > _NAME_WIDTH:
             raise ValueError(f"expected at most {_NAME_WIDTH} bytes, received {len(data)}")
@@ -223,16 +223,16 @@ class Placement:
             self.watchdog.disarm()
 
 
-def create_strategy(experiment: Experiment, cluster: Cluster | None) -> Placement:
+def create_strategy(
+    experiment: Experiment, cluster: Cluster | None, reporter: Reporter = QUIET
+) -> Placement:
     """Configure the devices and create the strategy (first thing after TensorFlow starts)."""
-    import tensorflow as tf
-
     config = experiment.distribute
     gpus = configure_devices(tf, config)
     watchdog = None
     if cluster is not None and cluster.size > 1:
         watchdog = Watchdog(config.timeout, f"multi-worker ({cluster.describe()})")
-        print(f"multi-worker: this is {cluster.describe()}", file=sys.stderr, flush=True)
+        reporter.note(f"multi-worker: this is {cluster.describe()}")
         watchdog.arm("waiting for all workers to start")
     strategy = STRATEGIES[config.strategy](tf, gpus, cluster)
     if watchdog is not None:
@@ -248,8 +248,6 @@ def shard(datasets: Datasets, placement: Placement) -> Datasets:
     """
     if not placement.multi_worker:
         return datasets
-    import tensorflow as tf
-
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     val = None if datasets.val is None else datasets.val.with_options(options)
@@ -258,8 +256,6 @@ def shard(datasets: Datasets, placement: Placement) -> Datasets:
 
 def peer_errors() -> tuple[type[BaseException], ...]:
     """What TensorFlow raises on a worker when another worker dies or stops answering."""
-    import tensorflow as tf
-
     return (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError)
 
 
@@ -291,8 +287,6 @@ def watchdog_callback(placement: Placement) -> list[Any]:
     """A Keras callback feeding the watchdog at every batch and epoch; none without one."""
     if placement.watchdog is None:
         return []
-    import keras
-
     watchdog = placement.watchdog
     feed = lambda *args, **kwargs: watchdog.feed()  # noqa: E731 - the same hook for every event
     return [

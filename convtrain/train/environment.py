@@ -11,7 +11,82 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from pydantic import ConfigDict
+
 from convtrain import __version__
+from convtrain.records import Record
+
+
+class Distribution(Record):
+    """How the run was spread over devices and workers (convtrain.train.distribute.Placement)."""
+
+    strategy: str
+    tf_strategy: str
+    replicas: int
+    global_batch: int
+    per_replica_batch: int
+    learning_rate: float
+    workers: dict[str, list[str]] | None = None
+    task: str | None = None
+
+
+class Cpu(Record):
+    model: str
+    count: int | None
+
+
+class Resumed(Record):
+    """One resume of the run: who, when, from which epoch, with which seed."""
+
+    start_time: str
+    command_line: str
+    hostname: str
+    seed: int
+    completed_epochs: int
+    distribute: Distribution | None = None
+
+
+class Environment(Record):
+    # Keys of another convtrain version are kept when the file is rewritten at a resume.
+    model_config = ConfigDict(extra="allow")
+    FILE = "environment.json"
+
+    convtrain: str
+    tensorflow: str
+    keras: str
+    python: str
+    numpy: str
+    platform: str
+    seed: int
+    cpu: Cpu
+    gpus: list[str]
+    start_time: str
+    command_line: str
+    hostname: str
+    resumed: list[Resumed] = []
+    distribute: Distribution | None = None
+
+    @classmethod
+    def capture(cls, seed: int, distribute: Distribution | None = None) -> Environment:
+        # TensorFlow takes seconds to import: only when an environment is captured, after the
+        # trainer has started it; reading the record back needs none of it.
+        import keras
+        import numpy as np
+        import tensorflow as tf
+
+        return cls(
+            convtrain=__version__,
+            tensorflow=tf.__version__,
+            keras=keras.__version__,
+            python=platform.python_version(),
+            numpy=np.__version__,
+            platform=platform.platform(),
+            seed=seed,
+            cpu=Cpu(model=_cpu_model(), count=os.cpu_count()),
+            gpus=_gpus(tf),
+            **session(),
+            distribute=distribute,
+        )
 
 
 def _cpu_model() -> str:
@@ -24,9 +99,7 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _gpus() -> list[str]:
-    import tensorflow as tf
-
+def _gpus(tf: Any) -> list[str]:
     out = []
     for device in tf.config.list_physical_devices("GPU"):
         details = tf.config.experimental.get_device_details(device)
@@ -34,31 +107,11 @@ def _gpus() -> list[str]:
     return out
 
 
-def session() -> dict[str, Any]:
+def session() -> dict[str, str]:
     """Who started this part of the run, when, and how (one per start or resume)."""
     return {
         "start_time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         # argv[0] is a path to __main__.py or the entry-point script; the command is convtrain.
         "command_line": shlex.join(["convtrain", *sys.argv[1:]]),
         "hostname": socket.gethostname(),
-    }
-
-
-def environment(seed: int) -> dict[str, Any]:
-    import keras
-    import numpy as np
-    import tensorflow as tf
-
-    return {
-        "convtrain": __version__,
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "platform": platform.platform(),
-        "seed": seed,
-        "cpu": {"model": _cpu_model(), "count": os.cpu_count()},
-        "gpus": _gpus(),
-        **session(),
-        "resumed": [],
     }

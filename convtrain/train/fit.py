@@ -6,16 +6,17 @@ tf.data pipeline as on the configured ones, and on a fresh model as on a resumed
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any
 
 import keras
 
 from convtrain.config.schema import Experiment
+from convtrain.data.pipeline import Datasets
 from convtrain.errors import ConvtrainError
+from convtrain.history import Row
 from convtrain.rundir import RunDir
 from convtrain.train import checkpoints
 from convtrain.train.callbacks import (
@@ -24,13 +25,17 @@ from convtrain.train.callbacks import (
     NanGuard,
     NonFiniteLoss,
     Validation,
-    format_row,
 )
 from convtrain.train.optim import make_optimizer
 from convtrain.train.state import TrainState, write_history
 
-if TYPE_CHECKING:
-    from convtrain.data.pipeline import Datasets
+
+class Interrupted(Exception):
+    """Ctrl-C during `fit`: the run is settled as interrupted; `state` is what was committed."""
+
+    def __init__(self, state: TrainState) -> None:
+        super().__init__(_interrupted_message(state))
+        self.state = state
 
 
 def compile_model(
@@ -106,12 +111,6 @@ def _nan_message(exc: NonFiniteLoss, run: RunDir, lr: float, state: TrainState) 
     )
 
 
-def _end_bar(progress_bar: bool) -> None:
-    """End Keras's half-drawn progress line, so the next message starts on a line of its own."""
-    if progress_bar:
-        print(file=sys.stdout, flush=True)
-
-
 def fit(
     model: Any,
     datasets: Datasets,
@@ -119,27 +118,19 @@ def fit(
     run: RunDir,
     state: TrainState,
     *,
-    progress_bar: bool | None = None,
-    out: TextIO | None = None,
+    progress_bar: bool = False,
+    on_row: Callable[[Row], None] | None = None,
     extra_callbacks: Sequence[Any] = (),
 ) -> TrainState:
     """Train the compiled `model` from `state.completed_epochs` to `state.epochs`, save model.keras.
 
-    Ctrl-C exits with 130 after settling the run as interrupted; a non-finite loss raises
+    `progress_bar` draws Keras's bar (on stdout); `on_row` is told each committed epoch's row.
+    Ctrl-C raises Interrupted after settling the run as interrupted; a non-finite loss raises
     ConvtrainError after settling it as failed. Either way last.keras holds the last complete
     epoch and `convtrain train --resume` continues from there.
     """
-    out = out or sys.stderr
-    if progress_bar is None:
-        progress_bar = sys.stdout.isatty()  # Keras draws its bar on stdout
     labels = [label for _, label in datasets.split.train]
-
-    def print_row(row: dict) -> None:
-        print(format_row(row, state.epochs), file=out, flush=True)
-
-    recorder = EpochRecorder(
-        run, state, experiment.train, len(labels), on_row=None if progress_bar else print_row
-    )
+    recorder = EpochRecorder(run, state, experiment.train, len(labels), on_row=on_row)
     callbacks = [
         *validation(datasets, listeners=[recorder, *extra_callbacks]),
         NanGuard(),
@@ -165,18 +156,9 @@ def fit(
             )
         checkpoints.save_final(run, model)
     except KeyboardInterrupt:
-        _end_bar(progress_bar)
         # The epoch in progress is discarded; a resumed run starts it again.
-        settled = settle(run, "interrupted", _interrupted_message)
-        epoch = min(settled.completed_epochs + 1, settled.epochs)
-        print(
-            f"interrupted at epoch {epoch}; resume with: convtrain train --resume {run.path}",
-            file=out,
-            flush=True,
-        )
-        raise SystemExit(130) from None
+        raise Interrupted(settle(run, "interrupted", _interrupted_message)) from None
     except NonFiniteLoss as exc:
-        _end_bar(progress_bar)
         settled = settle(run, "failed", partial(_nan_message, exc, run, recorder.lr))
         raise ConvtrainError(settled.message) from None
     state.status = "completed"

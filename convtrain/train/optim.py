@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from typing import Any
+
+import keras
 
 from convtrain.config.schema import (
     AdamConfig,
@@ -18,13 +19,13 @@ from convtrain.config.schema import (
     CosineSchedule,
     ExponentialSchedule,
     OptimizerConfig,
-    PlateauSchedule,
     RMSpropConfig,
     ScheduleConfig,
     SGDConfig,
     StepSchedule,
     TrainConfig,
 )
+from convtrain.train.state import PlateauState
 
 
 def _common(cfg: OptimizerConfig) -> dict[str, Any]:
@@ -37,30 +38,22 @@ def _common(cfg: OptimizerConfig) -> dict[str, Any]:
 
 
 def _adam(cfg: AdamConfig) -> Any:
-    import keras
-
     return keras.optimizers.Adam(
         beta_1=cfg.beta_1, beta_2=cfg.beta_2, epsilon=cfg.epsilon, **_common(cfg)
     )
 
 
 def _adamw(cfg: AdamWConfig) -> Any:
-    import keras
-
     return keras.optimizers.AdamW(
         beta_1=cfg.beta_1, beta_2=cfg.beta_2, epsilon=cfg.epsilon, **_common(cfg)
     )
 
 
 def _sgd(cfg: SGDConfig) -> Any:
-    import keras
-
     return keras.optimizers.SGD(momentum=cfg.momentum, nesterov=cfg.nesterov, **_common(cfg))
 
 
 def _rmsprop(cfg: RMSpropConfig) -> Any:
-    import keras
-
     return keras.optimizers.RMSprop(
         rho=cfg.rho, momentum=cfg.momentum, epsilon=cfg.epsilon, **_common(cfg)
     )
@@ -110,45 +103,6 @@ SCHEDULES: dict[str, Callable[[Any, float, int, int], float]] = {
     "exponential": _exponential,
     "cosine": _cosine,
 }
-
-
-@dataclass
-class PlateauState:
-    """ReduceLROnPlateau's memory: the current rate, the best monitored value, epochs without gain."""
-
-    lr: float
-    best: float | None = None
-    wait: int = 0
-
-    def update(self, schedule: PlateauSchedule, value: float, mode: str) -> None:
-        """Account for one finished epoch's monitored `value` ('max' or 'min' is better)."""
-        improved = self.best is None or (value > self.best if mode == "max" else value < self.best)
-        if improved:
-            self.best, self.wait = value, 0
-            return
-        self.wait += 1
-        if self.wait >= schedule.patience:
-            self.lr = max(self.lr * schedule.factor, schedule.min_lr)
-            self.wait = 0
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: Any, source: str) -> PlateauState:
-        from convtrain.errors import ConvtrainError
-
-        try:
-            best = data["best"]
-            return cls(
-                lr=float(data["lr"]),
-                best=None if best is None else float(best),
-                wait=int(data["wait"]),
-            )
-        except (TypeError, KeyError, ValueError):
-            raise ConvtrainError(
-                f"{source}: plateau: expected {{lr, best, wait}}, received {data!r}"
-            ) from None
 
 
 def learning_rate(train: TrainConfig, epoch: int, plateau: PlateauState | None = None) -> float:
