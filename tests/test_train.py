@@ -13,12 +13,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import RUN_LAYOUT, make_dataset, tiny_config
+from conftest import RUN_LAYOUT, make_dataset, pausing, tiny_config, wait_until_paused
 
 from convtrain.commands import main
 from convtrain.config.load import dump_config, load_config
@@ -61,6 +60,7 @@ def convtrain(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
 
 
 def start(*args: str, env: dict[str, str], tmp: Path) -> tuple[subprocess.Popen, Path]:
+    """`convtrain ARGS` in the background, its stderr in a file."""
     err = tmp / "stderr.txt"
     with open(err, "w") as fh:
         proc = subprocess.Popen(
@@ -80,20 +80,6 @@ def only_run(runs: Path) -> RunDir:
 def history_epochs(run: RunDir) -> list[int]:
     with open(run.history, newline="") as fh:
         return [int(r["epoch"]) for r in csv.DictReader(fh)]
-
-
-def wait_for_epochs(proc: subprocess.Popen, runs: Path, count: int) -> RunDir:
-    """The run directory once `count` epochs are in history.csv (the process still running)."""
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "training ended before the test could signal it"
-        runs_found = list(runs.iterdir()) if runs.exists() else []
-        if runs_found and RunDir(runs_found[0]).history.exists():
-            run = RunDir(runs_found[0])
-            if len(history_epochs(run)) >= count:
-                return run
-        time.sleep(0.02)
-    raise AssertionError("no epoch logged within 240 s")
 
 
 def cli(*args: str, capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
@@ -193,25 +179,23 @@ def test_missing_data_creates_no_run_directory(env, tmp_path: Path, capsys, monk
 
 
 def test_ctrl_c_checkpoints_and_exits_130(env, tmp_path: Path) -> None:
-    config = write_config(tmp_path / "cfg.yaml", epochs=300)
-    runs = tmp_path / "runs"
-    proc, err = start("train", str(config), "--runs-dir", str(runs), env=env, tmp=tmp_path)
+    config = write_config(tmp_path / "cfg.yaml", epochs=3)
+    runs, hold = tmp_path / "runs", tmp_path / "hold"
+    paused = pausing(env, 1, hold)  # stops once epoch 1 is committed: Ctrl-C lands in epoch 2
+    proc, err = start("train", str(config), "--runs-dir", str(runs), env=paused, tmp=tmp_path)
     try:
-        run = wait_for_epochs(proc, runs, 1)
+        wait_until_paused(proc, hold)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=120) == 130
     finally:
         proc.kill()
     stderr = err.read_text()
     assert "Traceback" not in stderr
+    run = only_run(runs)
     state = json.loads(run.state.read_text())
-    epoch = state["completed_epochs"] + 1
-    assert (
-        f"interrupted at epoch {epoch}; resume with: convtrain train --resume {run.path}\n"
-        in stderr
-    )
-    assert state["status"] == "interrupted" and 1 <= state["completed_epochs"] < 300
-    assert history_epochs(run) == list(range(1, state["completed_epochs"] + 1))
+    assert f"interrupted at epoch 2; resume with: convtrain train --resume {run.path}\n" in stderr
+    assert (state["status"], state["completed_epochs"]) == ("interrupted", 1)
+    assert history_epochs(run) == [1]
     assert run.checkpoint("last").is_file() and run.checkpoint("best").is_file()
     assert not run.final_model.exists()
 
@@ -221,43 +205,45 @@ def test_kill_9_then_resume_finishes_with_a_continuous_history(env, tmp_path: Pa
 
     # No validation images: the monitor falls back to the training accuracy, with a note.
     split = {"method": "per_class", "train_per_class": 10, "val_per_class": 0, "test_per_class": 5}
-    config = write_config(tmp_path / "cfg.yaml", epochs=25)
+    config = write_config(tmp_path / "cfg.yaml", epochs=5)
     raw = yaml.safe_load(config.read_text())
     raw["data"]["split"] = split
     config.write_text(yaml.safe_dump(raw))
-    runs = tmp_path / "runs"
-    proc, err = start("train", str(config), "--runs-dir", str(runs), env=env, tmp=tmp_path)
+    runs, hold = tmp_path / "runs", tmp_path / "hold"
+    paused = pausing(env, 2, hold)  # stops once epoch 2 is committed: the kill lands in epoch 3
+    proc, err = start("train", str(config), "--runs-dir", str(runs), env=paused, tmp=tmp_path)
     try:
-        run = wait_for_epochs(proc, runs, 2)
+        wait_until_paused(proc, hold)
         proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=60)
+        assert proc.wait(timeout=60) == -signal.SIGKILL
     finally:
         proc.kill()
     assert "monitoring the training accuracy instead" in err.read_text()
+    run = only_run(runs)
     killed = json.loads(run.state.read_text())
-    assert killed["status"] == "running" and 2 <= killed["completed_epochs"] < 25
+    assert (killed["status"], killed["completed_epochs"]) == ("running", 2)
 
     result = convtrain("train", "--resume", str(run.path), env=env)
     assert result.returncode == 0, result.stderr
-    assert f"resuming {run.path} at epoch {killed['completed_epochs'] + 1} of 25" in result.stderr
-    assert history_epochs(run) == list(range(1, 26))
+    assert f"resuming {run.path} at epoch 3 of 5" in result.stderr
+    assert history_epochs(run) == [1, 2, 3, 4, 5]
     state = json.loads(run.state.read_text())
     assert (state["status"], state["completed_epochs"], state["monitor"]) == (
         "completed",
-        25,
+        5,
         "accuracy",
     )
     assert len(json.loads(run.environment.read_text())["resumed"]) == 1
     # The optimizer state went on from the checkpoint: one step count across both sessions.
     steps = math.ceil(30 / 8)
     last = keras.models.load_model(run.checkpoint("last"), safe_mode=True)
-    assert int(last.optimizer.iterations) == 25 * steps
+    assert int(last.optimizer.iterations) == 5 * steps
     assert sorted(p.name for p in run.checkpoints.iterdir()) == ["best.keras", "last.keras"]
 
     again = convtrain("train", "--resume", str(run.path), env=env)
     assert again.returncode == 2
     assert again.stderr.strip().endswith(
-        f"{run.path}: nothing to resume, the run completed 25 of 25 epochs; "
+        f"{run.path}: nothing to resume, the run completed 5 of 5 epochs; "
         f"evaluate it with `convtrain evaluate {run.path}`"
     )
 

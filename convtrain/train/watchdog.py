@@ -18,7 +18,8 @@ import signal
 import subprocess
 import sys
 import time
-from typing import IO
+from collections.abc import Callable
+from typing import IO, Any
 
 
 class Watchdog:
@@ -72,23 +73,35 @@ def _end(pid: int) -> None:
         pass
 
 
-def watch(fd: int, pid: int, seconds: float, prefix: str) -> None:
+def watch(
+    fd: int,
+    pid: int,
+    seconds: float,
+    prefix: str,
+    out: IO[str],
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    wait: Callable[..., Any] = select.select,
+    read: Callable[[int, int], bytes] = os.read,
+    end: Callable[[int], None] = _end,
+) -> None:
+    """Watch the commands on `fd`; `clock`, `wait`, `read` and `end` are replaceable for tests."""
     what: str | None = None
     deadline = 0.0
     pending = b""
     while True:
-        wait = None if what is None else max(0.0, deadline - time.monotonic())
-        ready, _, _ = select.select([fd], [], [], wait)
+        timeout = None if what is None else max(0.0, deadline - clock())
+        ready, _, _ = wait([fd], [], [], timeout)
         if not ready:
             print(
                 f"error: {prefix}: {what}: no progress from the other workers in {seconds:g} s "
                 f"(distribute.timeout); is every worker running?",
-                file=sys.stderr,
+                file=out,
                 flush=True,
             )
-            _end(pid)
+            end(pid)
             return
-        chunk = os.read(fd, 4096)
+        chunk = read(fd, 4096)
         if not chunk:
             return  # the worker closed the pipe: it exited
         pending += chunk
@@ -99,9 +112,9 @@ def watch(fd: int, pid: int, seconds: float, prefix: str) -> None:
                 what = rest
             elif command == "disarm":
                 what = None
-            deadline = time.monotonic() + seconds
+            deadline = clock() + seconds
 
 
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the worker's to handle
-    watch(sys.stdin.fileno(), int(sys.argv[1]), float(sys.argv[2]), sys.argv[3])
+    watch(sys.stdin.fileno(), int(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.stderr)
