@@ -5,8 +5,8 @@ processes on 127.0.0.1 (a complete run, and a killed worker followed by a resume
 
 from __future__ import annotations
 
-import io
 import csv
+import io
 import json
 import os
 import signal
