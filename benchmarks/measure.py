@@ -7,7 +7,6 @@ interpreter with its own thread pools.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
@@ -24,6 +23,8 @@ from typing import Any
 from convtrain.config.schema import DataConfig
 from convtrain.data.cache import CACHE_ENV, open_cache
 from convtrain.data.index import index_dataset
+from convtrain.evaluate.summary import MetricsRecord
+from convtrain.rundir import RunDir
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -151,17 +152,17 @@ def training_run(config: str, overrides: Sequence[str], work: Path) -> dict[str,
     stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{' '.join(argv)} failed:\n{stderr[-3000:]}")
-    (run,) = runs.iterdir()
-    with open(run / "history.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    metrics = json.loads((run / "reports" / "metrics.json").read_text())
-    rates = [float(r["images_per_s"]) for r in rows]
+    (path,) = runs.iterdir()
+    run = RunDir(path)
+    history = run.read_history()
+    metrics = run.read(MetricsRecord)
+    rates = [float(r) for r in history.column("images_per_s")] if history is not None else []
     return {
         "wall_s": round(seconds, 1),
         "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # Linux: kilobytes
         "epoch_images_per_s": rates,
         "images_per_s": round(statistics.median(rates[1:] or rates), 1),
-        "test_accuracy": metrics.get("accuracy"),
+        "test_accuracy": metrics.accuracy,
     }
 
 

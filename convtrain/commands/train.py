@@ -88,12 +88,12 @@ def train(
                 f"resuming {job.run.path}: training completed {job.state.completed_epochs} of "
                 f"{job.state.epochs} epochs, the evaluation did not"
             )
-            report(job.run, job.experiment, job.split, plan, job.state, console)
+            finish(job.run, job.experiment, job.split, plan, job.state, console)
             return
         split = job.split or make_split(job.experiment, console)
         run, state, chief = fit(job, split, runs_dir, console, held)
         if chief:
-            report(run, job.experiment, split, plan, state, console)
+            finish(run, job.experiment, split, plan, state, console)
         else:
             console.note(
                 f"multi-worker: trained {state.completed_epochs} epochs; the chief evaluates "
@@ -299,7 +299,7 @@ def _record_resume(run: RunDir, job: Job, state: TrainState, placed: Distributio
     run.write(environment)
 
 
-def report(
+def finish(
     run: RunDir,
     experiment: Experiment,
     split: Split,

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
 
+from convtrain.config.schema import DataConfig
 from convtrain.errors import ConvtrainError
 
 # Part of the cache key: bump it whenever decode_image's output changes for the same input.
@@ -84,3 +86,8 @@ def decode_image(
         reason = "not an image" if exc.__class__.__name__ == "UnidentifiedImageError" else str(exc)
         raise ConvtrainError(f"{path}: cannot decode the image ({reason})") from None
     return out[..., None] if out.ndim == 2 else out
+
+
+def decode_images(paths: Sequence[str | Path], data: DataConfig) -> list[np.ndarray]:
+    """Each file decoded as data.* says (as the run's pipeline does); one line naming a bad one."""
+    return [decode_image(Path(p), data.image_size, data.resize, data.color_mode) for p in paths]

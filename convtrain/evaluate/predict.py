@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from convtrain.data.decode import decode_image
+from convtrain.config.schema import Experiment
+from convtrain.data.decode import decode_images
 from convtrain.data.split import Split
 from convtrain.evaluate.loading import check_model, load_experiment, load_model
 from convtrain.evaluate.metrics import softmax_if_logits, top_k_indices
@@ -26,10 +27,20 @@ def predict_images(
     run: RunDir, images: Sequence[str | Path], top_k: int, checkpoint: str
 ) -> list[ImagePrediction]:
     experiment = load_experiment(run)
-    classes = run.read(Split).classes
-    data = experiment.data
-    # Every image is decoded before the model is loaded: a bad file fails fast, and nothing is printed.
-    pixels = [decode_image(Path(p), data.image_size, data.resize, data.color_mode) for p in images]
+    pixels = decode_images(images, experiment.data)  # a bad file fails before the model loads
+    return predict(run, experiment, run.read(Split).classes, images, pixels, top_k, checkpoint)
+
+
+def predict(
+    run: RunDir,
+    experiment: Experiment,
+    classes: Sequence[str],
+    images: Sequence[str | Path],
+    pixels: Sequence[np.ndarray],
+    top_k: int,
+    checkpoint: str,
+) -> list[ImagePrediction]:
+    """The top-k classes of decoded images (`pixels`, parallel to `images`) by the checkpoint."""
     model = load_model(run, checkpoint)
     check_model(model, run.checkpoint(checkpoint), experiment, len(classes))
     batch = np.stack(pixels).astype(np.float32) / 255.0
