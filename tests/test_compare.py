@@ -12,7 +12,7 @@ from convtrain.config.load import dump_config, validate
 from convtrain.errors import ConvtrainError
 from convtrain.experiments import compare
 from convtrain.model.inspect import totals
-from convtrain.model.shapes import plan_model
+from convtrain.model.plan import plan_model
 
 BASE = {
     "name": "cmp",

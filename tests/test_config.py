@@ -12,7 +12,7 @@ import yaml
 from convtrain.config import dump_config, load_config, validate
 from convtrain.config.load import apply_override, read_yaml
 from convtrain.errors import ConfigError
-from convtrain.model.shapes import plan_model
+from convtrain.model.plan import plan_model
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
 

@@ -11,9 +11,9 @@ import pytest
 
 from convtrain.config import load_config, validate
 from convtrain.errors import ConvtrainError
-from convtrain.model.arithmetic import window
+from convtrain.layers.window import window
 from convtrain.model.lint import warnings
-from convtrain.model.shapes import check_stack, plan_model, resolve_classes
+from convtrain.model.plan import check_stack, plan_model, resolve_classes
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

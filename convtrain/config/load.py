@@ -93,7 +93,7 @@ def validate(raw: dict[str, Any], source: str = "config") -> Experiment:
         experiment = Experiment.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(describe_errors(exc.errors(), raw), source=source) from None
-    from convtrain.model.shapes import check_stack  # TF-free shape arithmetic
+    from convtrain.model.plan import check_stack  # TF-free shape arithmetic
 
     problems = check_stack(experiment)
     if problems:

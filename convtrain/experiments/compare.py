@@ -17,9 +17,9 @@ from typing import Any
 
 import yaml
 
-from convtrain.config.keras_objects import describe
 from convtrain.errors import ConvtrainError
 from convtrain.io import atomic_write_text
+from convtrain.layers.keras_objects import describe
 from convtrain.rundir import RunDir
 
 METRICS = ("accuracy", "mean_per_class_accuracy", "top_k_accuracy")
@@ -82,7 +82,7 @@ def _read_history(path: Path) -> list[dict[str, float]]:
 def summarize(path: Path) -> RunSummary:
     from convtrain.config.load import dump_config, load_config
     from convtrain.model.inspect import totals
-    from convtrain.model.shapes import plan_model
+    from convtrain.model.plan import plan_model
 
     run = RunDir.open(path, need=("config", "split"))
     metrics_file = run.reports / "metrics.json"

@@ -232,7 +232,7 @@ def run_sweep(
 def print_plan(planned: list[tuple[tuple[str, ...], Experiment]]) -> None:
     """The trials a sweep would run, with what each costs (inspect's arithmetic, no training)."""
     from convtrain.model.inspect import totals
-    from convtrain.model.shapes import plan_model, resolve_classes
+    from convtrain.model.plan import plan_model, resolve_classes
 
     for i, (assignments, experiment) in enumerate(planned, 1):
         num_classes, _ = resolve_classes(experiment)

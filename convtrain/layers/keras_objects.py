@@ -17,7 +17,7 @@ from __future__ import annotations
 import difflib
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
+from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, WithJsonSchema
 
 # name -> (Keras class name, accepted keyword arguments, first positional argument or None)
 INITIALIZERS: dict[str, tuple[str, tuple[str, ...], str | None]] = {
@@ -167,20 +167,44 @@ def _serialize(obj: KerasObject) -> str | dict[str, Any]:
     return obj.to_yaml()
 
 
+def _schema(kind: str) -> WithJsonSchema:
+    """The YAML forms an editor should accept (the JSON Schema, `convtrain schema`)."""
+    names = sorted(_TABLES[kind])
+    return WithJsonSchema(
+        {
+            "description": f"a Keras built-in {kind}: a name, {{name: first argument}}, "
+            f"{{name: {{arguments}}}} or {{type: name, arguments...}}",
+            "anyOf": [
+                {"enum": names},
+                {"type": "object", "required": ["type"], "properties": {"type": {"enum": names}}},
+                {
+                    "type": "object",
+                    "minProperties": 1,
+                    "maxProperties": 1,
+                    "propertyNames": {"enum": names},
+                },
+            ],
+        }
+    )
+
+
 Initializer = Annotated[
     KerasObject,
     BeforeValidator(lambda v: _parse("initializer", v)),
     PlainSerializer(_serialize),
+    _schema("initializer"),
 ]
 Regularizer = Annotated[
     KerasObject,
     BeforeValidator(lambda v: _parse("regularizer", v)),
     PlainSerializer(_serialize),
+    _schema("regularizer"),
 ]
 Constraint = Annotated[
     KerasObject,
     BeforeValidator(lambda v: _parse("constraint", v)),
     PlainSerializer(_serialize),
+    _schema("constraint"),
 ]
 
 
@@ -195,4 +219,8 @@ def _activation(value: Any) -> str:
     return value
 
 
-Activation = Annotated[str, BeforeValidator(_activation)]
+Activation = Annotated[
+    str,
+    BeforeValidator(_activation),
+    WithJsonSchema({"enum": list(ACTIVATIONS), "description": "a Keras activation"}),
+]
