@@ -104,14 +104,7 @@ class LayerBase(BaseModel):
     # validate_default: default initializers go through the same normalisation as given ones.
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
-    name: (
-        Annotated[
-            str,
-            Field(
-                pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$",
-                max_length=64,
-                description="unique layer name; none: <type>_<n>",
-            ),
-        ]
-        | None
-    ) = None
+    name: Annotated[
+        Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$", max_length=64)] | None,
+        Field(description="unique layer name; none: <type>_<n>"),
+    ] = None
