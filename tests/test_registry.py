@@ -26,6 +26,7 @@ EXPECTED = [
     "avg_pool",
     "global_avg_pool",
     "global_max_pool",
+    "zero_padding",
     "batch_norm",
     "dropout",
     "spatial_dropout",
