@@ -28,6 +28,7 @@ EXPECTED = [
     "global_max_pool",
     "zero_padding",
     "batch_norm",
+    "layer_norm",
     "dropout",
     "spatial_dropout",
     "flatten",
