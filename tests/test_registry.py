@@ -29,6 +29,7 @@ EXPECTED = [
     "zero_padding",
     "batch_norm",
     "layer_norm",
+    "group_norm",
     "dropout",
     "spatial_dropout",
     "flatten",
