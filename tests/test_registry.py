@@ -37,6 +37,7 @@ EXPECTED = [
     "activation",
     "residual",
     "inception",
+    "squeeze_excite",
 ]
 
 EXAMPLES = [
