@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from convtrain.config.load import validate
-from convtrain.layers import KIND_BY_TYPE, LAYER_TYPES
+from convtrain.layers import KIND_BY_TYPE, LAYER_TYPES, docs
 from convtrain.layers.registry import Example
 from convtrain.layers.tensor import FIRST
 from convtrain.model.build import build_model
@@ -64,6 +64,13 @@ def test_kind_is_complete(ltype: str) -> None:
     for field, info in kind.spec.model_fields.items():
         if field != "type":
             assert info.description, f"{ltype}.{field} needs a description (docs, schema)"
+
+
+def test_docs_config_md_layer_tables_are_current() -> None:
+    text = docs.CONFIG_MD.read_text(encoding="utf-8")
+    assert docs.update(text) == text, "run: python -m convtrain.layers.docs --write"
+    for ltype in LAYER_TYPES:
+        assert f"\n### {ltype}\n" in text
 
 
 def _config(example: Example) -> dict:

@@ -12,8 +12,8 @@ from convtrain.layers.tensor import Cost, Step, Tensor
 
 
 class ActivationSpec(LayerBase):
-    """A Keras activation applied to every value (for a conv without its own, e.g. after
-    batch_norm)."""
+    """A Keras activation applied to every value: for a conv without its own, such as one
+    followed by batch_norm."""
 
     type: Literal["activation"]
     activation: Annotated[Activation, Field(description="a Keras activation, e.g. relu")]

@@ -100,7 +100,7 @@ def build(step: Step, x: Any, k: Builder) -> Any:
 register(
     LayerKind(
         ResidualSpec,
-        keras="Add (+ Conv2D, BatchNormalization)",
+        keras="Add, Conv2D, BatchNormalization",
         plan=plan,
         build=build,
         examples=(

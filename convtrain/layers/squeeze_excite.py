@@ -17,8 +17,8 @@ from convtrain.layers.tensor import LAST, Step, Tensor, describe_input
 class SqueezeExciteSpec(LayerBase):
     """Global average pool, dense down to ratio x channels units (with a bias), the activation,
     dense back up to the channels (with a bias), sigmoid, then the input multiplied by the
-    result, channel by channel. Its dense layers take model.defaults.dense (except units,
-    activation and use_bias)."""
+    result, channel by channel. Its layers are named <block>_squeeze, _reduce, _expand, _reshape
+    and _scale; the dense ones take model.defaults.dense (except units, activation, use_bias)."""
 
     type: Literal["squeeze_excite"]
     ratio: Annotated[
