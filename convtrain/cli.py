@@ -58,6 +58,14 @@ def inspect(config: str, overrides: tuple[str, ...], fmt: str, num_classes: int 
     run_inspect(config, overrides, fmt=fmt, num_classes=num_classes)
 
 
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of a config, for editors (see docs/config.md)."""
+    from convtrain.config.jsonschema import schema_text
+
+    click.echo(schema_text(), nl=False)
+
+
 @cli.group()
 def data() -> None:
     """Get CALTECH-101, describe it, preview augmentation."""

@@ -167,25 +167,29 @@ def _serialize(obj: KerasObject) -> str | dict[str, Any]:
     return obj.to_yaml()
 
 
-def _schema(kind: str) -> WithJsonSchema:
-    """The YAML forms an editor should accept (the JSON Schema, `convtrain schema`)."""
+def json_schema(kind: str) -> dict[str, Any]:
+    """The YAML forms an editor should accept for a `kind` value (`convtrain schema`)."""
+    if kind == "activation":
+        return {"description": "a Keras activation", "enum": list(ACTIVATIONS)}
     names = sorted(_TABLES[kind])
-    return WithJsonSchema(
-        {
-            "description": f"a Keras built-in {kind}: a name, {{name: first argument}}, "
-            f"{{name: {{arguments}}}} or {{type: name, arguments...}}",
-            "anyOf": [
-                {"enum": names},
-                {"type": "object", "required": ["type"], "properties": {"type": {"enum": names}}},
-                {
-                    "type": "object",
-                    "minProperties": 1,
-                    "maxProperties": 1,
-                    "propertyNames": {"enum": names},
-                },
-            ],
-        }
-    )
+    return {
+        "description": f"a Keras built-in {kind}: a name, {{name: first argument}}, "
+        f"{{name: {{arguments}}}} or {{type: name, arguments...}}",
+        "anyOf": [
+            {"enum": names},
+            {"type": "object", "required": ["type"], "properties": {"type": {"enum": names}}},
+            {
+                "type": "object",
+                "minProperties": 1,
+                "maxProperties": 1,
+                "propertyNames": {"enum": names},
+            },
+        ],
+    }
+
+
+def _schema(kind: str) -> WithJsonSchema:
+    return WithJsonSchema(json_schema(kind))
 
 
 Initializer = Annotated[
@@ -222,5 +226,5 @@ def _activation(value: Any) -> str:
 Activation = Annotated[
     str,
     BeforeValidator(_activation),
-    WithJsonSchema({"enum": list(ACTIVATIONS), "description": "a Keras activation"}),
+    _schema("activation"),
 ]
