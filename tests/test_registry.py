@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from convtrain.config.load import validate
+from convtrain.errors import ConfigError
 from convtrain.layers import KIND_BY_TYPE, LAYER_TYPES, docs
 from convtrain.layers.registry import Example
 from convtrain.layers.tensor import FIRST
@@ -113,3 +114,62 @@ def test_example_plan_equals_keras(ltype: str, example: Example) -> None:
         return  # TensorFlow's CPU kernels cannot run NCHW convolutions (see build._check_device)
     x = np.zeros((2, *plan.input.shape), dtype="float32")
     assert model(x).shape == (2, CLASSES)
+
+
+# --- refusals: one line naming the YAML path ---------------------------------------------------
+
+REFUSED = [
+    (
+        "[{type: conv2d, filters: 6, kernel_size: 1}, {type: group_norm, groups: 4}]",
+        "model.layers[1].groups: expected groups to divide the 6 input channels, received groups=4",
+    ),
+    (
+        "[{type: group_norm}]",  # Keras's default, 32 groups, on 3 channels
+        "model.layers[0].groups: expected groups to divide the 3 input channels, received groups=32",
+    ),
+    (
+        "[{type: zero_padding, padding: [1, 2, 3]}]",
+        "model.layers[0].padding: expected an integer >= 0, [rows, columns] or [[top, bottom], "
+        "[left, right]], received [1, 2, 3]",
+    ),
+    (
+        "[{type: zero_padding, padding: [[1, -1], [0, 0]]}]",
+        "model.layers[0].padding: expected an integer >= 0, [rows, columns] or [[top, bottom], "
+        "[left, right]], received [[1, -1], [0, 0]]",
+    ),
+    (
+        "[{type: flatten}, {type: squeeze_excite}]",
+        "model.layers[1]: squeeze_excite expected a 4-D input (batch, height, width, channels), "
+        "received (batch, 432): it comes after a flatten, global pool or dense layer",
+    ),
+    (
+        "[{type: squeeze_excite, ratio: 0}]",
+        "model.layers[0].ratio: expected a number > 0.0, received 0",
+    ),
+    (
+        "[{type: layer_norm, epsilon: 0}]",
+        "model.layers[0].epsilon: expected a number > 0.0, received 0",
+    ),
+    (
+        "[{type: conv2d, filters: 4, kernel_size: 3, strides: [1, 3], dilation_rate: [1, 2]}]",
+        "model.layers[0].dilation_rate: expected dilation_rate 1 when strides > 1 (Keras cannot "
+        "combine them), received dilation_rate=[1, 2] with strides=[1, 3]",
+    ),
+]
+
+
+@pytest.mark.parametrize("layers,line", REFUSED, ids=[r[0] for r in REFUSED])
+def test_refusal_is_one_line_naming_the_path(layers: str, line: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        validate(_config(Example(layers)), "c.yaml")
+    assert err.value.lines() == [f"c.yaml: {line}"]
+
+
+@pytest.mark.parametrize("ltype", ["separable_conv2d", "depthwise_conv2d"])
+def test_strides_with_dilation_accepted_where_keras_runs_them(ltype: str) -> None:
+    # Keras's Conv2D refuses strides > 1 with dilation_rate > 1 (above); its SeparableConv2D and
+    # DepthwiseConv2D build and run them on TensorFlow (issue 14), so convtrain accepts them.
+    filters = ", filters: 4" if ltype == "separable_conv2d" else ""
+    for strides, dilation in (([1, 3], [1, 2]), ([2, 2], [2, 2]), ([3, 1], [1, 2])):
+        layers = f"[{{type: {ltype}{filters}, kernel_size: 3, strides: {strides}, dilation_rate: {dilation}}}]"
+        test_example_plan_equals_keras(ltype, Example(layers, image_size=13))
