@@ -47,7 +47,7 @@ def _defaults_schema(defs: dict[str, Any], layers: dict[str, Any]) -> dict[str, 
 
 def _share(node: Any, shared: dict[str, dict[str, Any]]) -> Any:
     """Each Keras-object schema (initializer, activation...) once in $defs, referenced where
-    used: the file is a third of the size, and the same for every field."""
+    used: the shipped file is half the size, and each field says the same."""
     if isinstance(node, dict):
         for name, sub in shared.items():
             if all(node.get(k) == v for k, v in sub.items() if k != "description"):

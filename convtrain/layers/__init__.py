@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from convtrain.layers.registry import KINDS, LayerKind, ordered, union
+from convtrain.layers.registry import LayerKind, ordered, union
 
 # The modules of this package that are not layer kinds.
 _SUPPORT = {"base", "docs", "keras_objects", "registry", "tensor", "window"}
@@ -28,4 +28,4 @@ for _kind in KIND_BY_TYPE.values():
     if _kind.nested:
         _kind.spec.model_rebuild(_types_namespace={"LayerSpec": LayerSpec})
 
-__all__ = ["KINDS", "KIND_BY_TYPE", "LAYER_TYPES", "SPEC_BY_TYPE", "LayerKind", "LayerSpec"]
+__all__ = ["KIND_BY_TYPE", "LAYER_TYPES", "SPEC_BY_TYPE", "LayerKind", "LayerSpec"]
