@@ -46,7 +46,8 @@ def plan(ctx: PlanContext, spec: InceptionSpec, t: Tensor, path: str) -> Step:
     channels = sum(o.channels for o in outs)
     rf = tuple(max(o.rf[a] for o in outs) for a in (0, 1))
     jump = tuple(max(o.jump[a] for o in outs) for a in (0, 1))
-    out = Tensor(outs[0].with_spatial(outs[0].hw, channels), t.layout, rf, jump)  # type: ignore[arg-type]
+    shape = outs[0].with_spatial(outs[0].hw, channels)
+    out = Tensor(shape, t.layout, rf, jump)  # type: ignore[arg-type]
     step.merge.append(
         Step(
             path, f"{name}_concat", "concatenate", None, t, out, layout=t.layout,

@@ -42,14 +42,9 @@ def plan(ctx: PlanContext, spec: SqueezeExciteSpec, t: Tensor, path: str) -> Ste
     c = t.channels
     step = Step(path, name, spec.type, spec, t, t, layout=t.layout)
     pool = ctx.synthetic(GlobalAvgPoolSpec, path, {"name": f"{name}_squeeze", "data_format": None})
-    fixed = {"use_bias": True}
-    down = ctx.synthetic(
-        DenseSpec, path,
-        {**fixed, "name": f"{name}_reduce", "units": bottleneck(spec, c), "activation": spec.activation},
-    )  # fmt: skip
-    up = ctx.synthetic(
-        DenseSpec, path, {**fixed, "name": f"{name}_expand", "units": c, "activation": "sigmoid"}
-    )
+    down = {"name": f"{name}_reduce", "units": bottleneck(spec, c), "activation": spec.activation}
+    up = {"name": f"{name}_expand", "units": c, "activation": "sigmoid"}
+    down, up = (ctx.synthetic(DenseSpec, path, {**d, "use_bias": True}) for d in (down, up))
     x = t
     for layer, why in ((pool, "squeeze"), (down, "excite bottleneck"), (up, "excite weights")):
         step.body.append(ctx.leaf(layer, x, path, layer.name, why))
@@ -57,13 +52,31 @@ def plan(ctx: PlanContext, spec: SqueezeExciteSpec, t: Tensor, path: str) -> Ste
     # The weights as a 1x1 map in the input's layout, so that the product broadcasts.
     weights = replace(x, shape=(1, 1, c) if t.layout == LAST else (c, 1, 1), layout=t.layout)
     step.body.append(
-        Step(path, f"{name}_reshape", "reshape", None, x, weights, layout=t.layout, added="excite weights as a 1x1 map")
-    )  # fmt: skip
+        Step(
+            path,
+            f"{name}_reshape",
+            "reshape",
+            None,
+            x,
+            weights,
+            layout=t.layout,
+            added="excite weights as a 1x1 map",
+        )
+    )
     # Every output pixel now depends on the whole map, through the pool.
     out = replace(t, rf=tuple(max(t.rf[a], x.rf[a]) for a in (0, 1)))
     step.merge.append(
-        Step(path, f"{name}_scale", "multiply", None, t, out, layout=t.layout, added="channel rescaling")
-    )  # fmt: skip
+        Step(
+            path,
+            f"{name}_scale",
+            "multiply",
+            None,
+            t,
+            out,
+            layout=t.layout,
+            added="channel rescaling",
+        )
+    )
     step.out = out
     return step.add_totals()
 
