@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from convtrain.errors import ConvtrainError
+from convtrain.safeload import read_json
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ class RunDir:
 
     def read_json(self, path: Path) -> Any:
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
+            return read_json(path)  # within the size and depth budget
         except FileNotFoundError:
             raise ConvtrainError(f"{path}: missing from the run directory") from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

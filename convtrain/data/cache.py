@@ -11,7 +11,6 @@ changed) is rebuilt, reusing rows of unchanged files; a corrupt one is rebuilt f
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import sys
@@ -29,6 +28,7 @@ from convtrain.data.index import ImageIndex
 from convtrain.errors import ConvtrainError
 from convtrain.io import atomic_save, atomic_write_json
 from convtrain.progress import Progress
+from convtrain.safeload import read_json
 
 CACHE_ENV = "CONVTRAIN_CACHE_DIR"
 MANIFEST_FORMAT = 1
@@ -82,7 +82,7 @@ class _Stored:
 def _read_stored(directory: Path, root: Path, data: DataConfig) -> _Stored | None:
     """The stored cache when it is complete and made with these parameters, else None."""
     try:
-        manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
+        manifest = read_json(directory / "manifest.json")
         if {k: manifest.get(k) for k in _params(root, data)} != _params(root, data):
             return None
         images = np.load(directory / manifest["images"], mmap_mode="r", allow_pickle=False)
@@ -92,8 +92,8 @@ def _read_stored(directory: Path, root: Path, data: DataConfig) -> _Stored | Non
             return None
         files = {f[0]: (int(f[1]), int(f[2]), row) for row, f in enumerate(manifest["files"])}
         failed = {str(k): str(v) for k, v in manifest["failed"].items()}
-    except (OSError, ValueError, KeyError, TypeError, IndexError, EOFError):
-        return None  # missing, truncated or malformed: rebuilt by the caller
+    except (OSError, ValueError, KeyError, TypeError, IndexError, EOFError, ConvtrainError):
+        return None  # missing, truncated, malformed or over budget: rebuilt by the caller
     for path in failed:
         if path in files:
             files[path] = (*files[path][:2], -1)
@@ -245,8 +245,8 @@ def _build(
 def _remove_unused(directory: Path) -> None:
     """Delete arrays the current manifest does not name (open memory maps stay valid)."""
     try:
-        current = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))["images"]
-    except (OSError, ValueError, KeyError, TypeError):
+        current = read_json(directory / "manifest.json")["images"]
+    except (OSError, ValueError, KeyError, TypeError, ConvtrainError):
         return
     for stale in directory.glob("images-*.npy"):
         if stale.name != current:
@@ -264,10 +264,10 @@ def recorded_failures(root: Path, data: DataConfig) -> dict[str, str] | None:
     found = False
     for manifest_path in sorted(base.glob("*/manifest.json")) if base.is_dir() else []:
         try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            manifest = read_json(manifest_path)
             if manifest.get("root") == wanted:
                 found = True
                 failed.update({str(k): str(v) for k, v in manifest.get("failed", {}).items()})
-        except (OSError, ValueError, AttributeError):
+        except (OSError, ValueError, AttributeError, ConvtrainError):
             continue  # an unreadable manifest is rebuilt by the next run; nothing to report
     return failed if found else None
