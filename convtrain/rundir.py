@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from convtrain.errors import ConvtrainError
+from convtrain.io import write_failure
 from convtrain.safeload import read_json
 
 
@@ -84,10 +85,8 @@ class RunDir:
             except FileExistsError:
                 n += 1
                 path = base.with_name(f"{base.name}-{n}")
-            except OSError as exc:
-                raise ConvtrainError(
-                    f"{runs_dir}: cannot create a run directory ({exc.strerror})"
-                ) from None
+            except OSError as exc:  # a full disk, a read-only or unwritable runs folder
+                raise write_failure(path, exc) from None
         return cls(path)
 
     @classmethod

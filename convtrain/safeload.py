@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from convtrain.errors import ConfigError, ConvtrainError
+from convtrain.errors import ConfigError, ConvtrainError, human_size
 
 MAX_YAML_BYTES = 1 << 20  # a config is a few kB; 1 MiB leaves room for a long data.classes
 MAX_JSON_BYTES = 64 << 20  # split.json of CALTECH-101 is ~0.3 MB, a 1M-image split ~40 MB
@@ -39,12 +39,6 @@ _KINDS = {
     stat.S_IFIFO: "a named pipe",
     stat.S_IFDIR: "a folder",
 }
-
-
-def human(n: int) -> str:
-    if n >= 1 << 20:
-        return f"{n / (1 << 20):,.1f} MiB"
-    return f"{n / 1024:,.1f} KiB" if n >= 1024 else f"{n} bytes"
 
 
 # --- bounded reads -------------------------------------------------------------------------
@@ -68,9 +62,9 @@ def read_bounded(path: str | Path, limit: int, what: str, pipes: bool = False) -
         data = fh.read(limit + 1)
         if len(data) > limit:
             size = os.fstat(fd).st_size if stat.S_ISREG(mode) else 0
-            received = human(size) if size > limit else "more"
+            received = human_size(size) if size > limit else "more"
             raise ConvtrainError(
-                f"{path}: expected {what} of at most {human(limit)}, received {received}; "
+                f"{path}: expected {what} of at most {human_size(limit)}, received {received}; "
                 f"refusing to read it"
             )
     return data
@@ -233,7 +227,9 @@ def load_yaml(text: str, source: str, locate: bool = True) -> Any:
     value = "" if locate else f" in the value {text if len(text) <= 60 else text[:60] + '...'!r}"
     if len(text) > MAX_YAML_BYTES:
         raise ConfigError(
-            [f"expected YAML of at most {human(MAX_YAML_BYTES)}, received {human(len(text))}"],
+            [
+                f"expected YAML of at most {human_size(MAX_YAML_BYTES)}, received {human_size(len(text))}"
+            ],
             source=source,
         )
     loader = SafeLoader(text)
@@ -296,8 +292,8 @@ def loads_json(text: str, source: str) -> Any:
     """json.loads within the budget. json.JSONDecodeError passes through for the caller to word."""
     if len(text) > MAX_JSON_BYTES:
         raise ConvtrainError(
-            f"{source}: expected JSON of at most {human(MAX_JSON_BYTES)}, received "
-            f"{human(len(text))}; refusing it"
+            f"{source}: expected JSON of at most {human_size(MAX_JSON_BYTES)}, received "
+            f"{human_size(len(text))}; refusing it"
         )
     check_json_depth(text, source)
     try:

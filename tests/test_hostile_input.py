@@ -25,7 +25,7 @@ from convtrain.safeload import (
     load_yaml,
     read_json,
 )
-from tests.conftest import tiny_config
+from conftest import tiny_config
 
 HEAD = "data: {classes: [a, b, c], image_size: 32}\n"
 CONV = "{type: conv2d, filters: 8, kernel_size: 3}"
