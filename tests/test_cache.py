@@ -177,5 +177,5 @@ def test_unwritable_cache_dir_is_a_clear_error(synthetic_root: Path, tmp_path: P
     assert str(err.value) == (
         f"{cache_directory(synthetic_root, data)}: cannot write it (not a directory); check that "
         f"path, or point data.cache_dir or CONVTRAIN_CACHE_DIR at a writable folder with room "
-        f"for 11 kB, then run the command again"
+        f"for 11.1 KiB, then run the command again"
     )

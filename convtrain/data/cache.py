@@ -25,7 +25,7 @@ import numpy as np
 from convtrain.config.schema import DataConfig
 from convtrain.data.decode import DECODER_VERSION, decode_image
 from convtrain.data.index import ImageIndex
-from convtrain.errors import ConvtrainError, WriteFailed
+from convtrain.errors import ConvtrainError, WriteFailed, human_size
 from convtrain.io import atomic_save, atomic_write_json, write_failure
 from convtrain.progress import Progress
 from convtrain.safeload import read_json
@@ -139,7 +139,7 @@ def open_cache(index: ImageIndex, data: DataConfig, *, progress: bool = True) ->
 def _size_text(count: int, data: DataConfig) -> str:
     height, width = data.image_size
     nbytes = count * height * width * data.channels
-    return f"{nbytes / 1e6:,.0f} MB" if nbytes >= 1e6 else f"{nbytes / 1e3:,.0f} kB"
+    return human_size(nbytes)  # as the disk-full line counts it
 
 
 def open_cache_for(
