@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import tiny_config
 
 from convtrain.config import load_config
 from convtrain.errors import ConfigError, ConvtrainError
@@ -25,7 +26,6 @@ from convtrain.safeload import (
     load_yaml,
     read_json,
 )
-from conftest import tiny_config
 
 HEAD = "data: {classes: [a, b, c], image_size: 32}\n"
 CONV = "{type: conv2d, filters: 8, kernel_size: 3}"
@@ -176,19 +176,16 @@ def refused(text: str, locate: bool = True) -> str:
     return line
 
 
-def test_a_layer_spec_used_twice_is_two_layers() -> None:
+def test_a_layer_spec_used_twice_is_two_layers(tmp_path: Path) -> None:
     """Aliases still serve normal reuse, and each use is a value of its own."""
     text = (
         HEAD
         + "model:\n  layers:\n    - &conv {type: conv2d, filters: 8, kernel_size: 3}\n"
         + "    - *conv\n    - {<<: *conv, filters: 16}\n    - {type: flatten}\n"
     )
-    path = Path(os.environ.get("TMPDIR", "/tmp")) / f"reuse-{os.getpid()}.yaml"
+    path = tmp_path / "reuse.yaml"
     path.write_text(text)
-    try:
-        experiment = load_config(path, ["model.layers[1].filters=64"])
-    finally:
-        path.unlink()
+    experiment = load_config(path, ["model.layers[1].filters=64"])
     assert [layer.filters for layer in experiment.model.layers[:3]] == [8, 64, 16]
 
 

@@ -22,7 +22,7 @@ from convtrain.config.load import load_config
 from convtrain.config.schema import Experiment
 from convtrain.errors import ConvtrainError
 from convtrain.experiments.grid import Axis, axes_from_mapping, expand, parse_axis
-from convtrain.io import atomic_write_json, atomic_write_text
+from convtrain.io import atomic_write_json, atomic_write_text, writing
 from convtrain.safeload import read_json
 
 SWEEP_FILE = "sweep.json"
@@ -124,7 +124,8 @@ def plan_sweep(
                 f"--grid); expected the same ones to resume it, or a new --sweep-dir"
             )
         return sweep
-    path.mkdir(parents=True, exist_ok=True)
+    with writing(path):
+        path.mkdir(parents=True, exist_ok=True)
     sweep = Sweep(path, digest, axes_json)
     width = len(str(len(trial_overrides)))
     sweep.trials = [
