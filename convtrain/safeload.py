@@ -41,6 +41,12 @@ _KINDS = {
 }
 
 
+def _over(limit: int, size: int) -> str:
+    """`size` as a figure visibly above `limit` (1.0 MiB + 1 byte is not "1.0 MiB")."""
+    shown = human_size(size)
+    return f"{size:,} bytes" if shown == human_size(limit) else shown
+
+
 # --- bounded reads -------------------------------------------------------------------------
 
 
@@ -62,7 +68,7 @@ def read_bounded(path: str | Path, limit: int, what: str, pipes: bool = False) -
         data = fh.read(limit + 1)
         if len(data) > limit:
             size = os.fstat(fd).st_size if stat.S_ISREG(mode) else 0
-            received = human_size(size) if size > limit else "more"
+            received = _over(limit, size) if size > limit else "more"
             raise ConvtrainError(
                 f"{path}: expected {what} of at most {human_size(limit)}, received {received}; "
                 f"refusing to read it"
@@ -228,7 +234,7 @@ def load_yaml(text: str, source: str, locate: bool = True) -> Any:
     if len(text) > MAX_YAML_BYTES:
         raise ConfigError(
             [
-                f"expected YAML of at most {human_size(MAX_YAML_BYTES)}, received {human_size(len(text))}"
+                f"expected YAML of at most {human_size(MAX_YAML_BYTES)}, received {_over(MAX_YAML_BYTES, len(text))}"
             ],
             source=source,
         )
@@ -293,7 +299,7 @@ def loads_json(text: str, source: str) -> Any:
     if len(text) > MAX_JSON_BYTES:
         raise ConvtrainError(
             f"{source}: expected JSON of at most {human_size(MAX_JSON_BYTES)}, received "
-            f"{human_size(len(text))}; refusing it"
+            f"{_over(MAX_JSON_BYTES, len(text))}; refusing it"
         )
     check_json_depth(text, source)
     try:

@@ -203,3 +203,48 @@ def test_an_image_cache_onto_a_full_disk_is_one_line_not_a_crash(
         line,
     ), line
     assert not (tmp_path / "runs").exists()  # found before the run directory was made
+
+
+def fill(disk: Path) -> None:
+    """Take every free byte of `disk` (bounded by its size)."""
+    with open(disk / "filler", "wb", buffering=0) as fh:
+        try:
+            while True:
+                fh.write(b"\0" * 4096)
+        except OSError:
+            pass
+
+
+def test_tensorboard_events_on_a_full_disk(tmpfs: Mount) -> None:
+    import keras
+
+    from convtrain.errors import WriteFailed
+    from convtrain.train.callbacks import EpochSummaries
+
+    disk = tmpfs(64)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    summaries = EpochSummaries(disk / "tensorboard")
+    summaries.set_model(model)
+    summaries.on_epoch_end(0, {"loss": 1.0, "val_loss": 2.0})  # room enough: written
+    fill(disk)
+    with pytest.raises(WriteFailed) as info:
+        for epoch in range(1, 100_000):  # each epoch adds ~100 bytes to a 4 KiB page
+            summaries.on_epoch_end(epoch, {"loss": 1.0, "val_loss": 2.0})
+    assert info.value.exit_code == 1
+    assert info.value.path.parent in (
+        disk / "tensorboard" / "train",
+        disk / "tensorboard" / "validation",
+    )
+    assert info.value.path.name.startswith("events.out.tfevents.")
+    assert str(info.value).endswith(
+        "cannot write it (no space left on device: 0 bytes free); free some space, then run "
+        "the command again"
+    )
+    summaries.on_train_end()  # closing after the failure raises no OpError
+    # A writer created on the full disk fails as cleanly.
+    fresh = EpochSummaries(disk / "tensorboard2")
+    fresh.set_model(model)
+    with pytest.raises(WriteFailed) as info:
+        fresh.on_epoch_end(0, {"loss": 1.0})
+    assert info.value.path.parent == disk / "tensorboard2" / "train"

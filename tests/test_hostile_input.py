@@ -253,7 +253,7 @@ def test_values_yaml_cannot_build_are_one_line(text: str, expected: str) -> None
 
 def test_a_set_value_is_held_to_the_size_limit() -> None:
     line = refused("x" * (MAX_YAML_BYTES + 1), locate=False)
-    assert line == "x.yaml: expected YAML of at most 1.0 MiB, received 1.0 MiB"
+    assert line == "x.yaml: expected YAML of at most 1.0 MiB, received 1,048,577 bytes"
 
 
 # --- JSON records ----------------------------------------------------------------------------
@@ -275,7 +275,7 @@ def test_read_json_refuses_deep_huge_and_special_files(tmp_path: Path) -> None:
         fh.truncate(MAX_JSON_BYTES + 1)
     with pytest.raises(
         ConvtrainError,
-        match=rf"^{huge}: expected a JSON file of at most 64.0 MiB, received 64.0 MiB",
+        match=rf"^{huge}: expected a JSON file of at most 64.0 MiB, received 67,108,865 bytes; refusing to read it$",
     ):
         read_json(huge)
     fifo = tmp_path / "state.json"
