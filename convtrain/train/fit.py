@@ -164,6 +164,9 @@ def fit(
                 shuffle=False,  # the pipeline shuffles (seeded); Keras cannot reshuffle a tf.data
             )
         checkpoints.save_final(run, model)
+        state.status = "completed"
+        state.save(run)
+        write_history(run, state)
     except KeyboardInterrupt:
         _end_bar(progress_bar)
         # The epoch in progress is discarded; a resumed run starts it again.
@@ -187,7 +190,4 @@ def fit(
         except WriteFailed:
             pass
         raise failed from None
-    state.status = "completed"
-    state.save(run)
-    write_history(run, state)
     return state
