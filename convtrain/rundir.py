@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from convtrain.errors import ConvtrainError
+from convtrain.io import write_failure
+from convtrain.safeload import read_json
 
 
 @dataclass(frozen=True)
@@ -83,10 +85,8 @@ class RunDir:
             except FileExistsError:
                 n += 1
                 path = base.with_name(f"{base.name}-{n}")
-            except OSError as exc:
-                raise ConvtrainError(
-                    f"{runs_dir}: cannot create a run directory ({exc.strerror})"
-                ) from None
+            except OSError as exc:  # a full disk, a read-only or unwritable runs folder
+                raise write_failure(path, exc) from None
         return cls(path)
 
     @classmethod
@@ -113,7 +113,7 @@ class RunDir:
 
     def read_json(self, path: Path) -> Any:
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
+            return read_json(path)  # within the size and depth budget
         except FileNotFoundError:
             raise ConvtrainError(f"{path}: missing from the run directory") from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

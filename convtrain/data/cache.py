@@ -11,7 +11,6 @@ changed) is rebuilt, reusing rows of unchanged files; a corrupt one is rebuilt f
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import sys
@@ -26,9 +25,10 @@ import numpy as np
 from convtrain.config.schema import DataConfig
 from convtrain.data.decode import DECODER_VERSION, decode_image
 from convtrain.data.index import ImageIndex
-from convtrain.errors import ConvtrainError
-from convtrain.io import atomic_save, atomic_write_json
+from convtrain.errors import ConvtrainError, WriteFailed, human_size
+from convtrain.io import atomic_save, atomic_write_json, write_failure
 from convtrain.progress import Progress
+from convtrain.safeload import read_json
 
 CACHE_ENV = "CONVTRAIN_CACHE_DIR"
 MANIFEST_FORMAT = 1
@@ -82,7 +82,7 @@ class _Stored:
 def _read_stored(directory: Path, root: Path, data: DataConfig) -> _Stored | None:
     """The stored cache when it is complete and made with these parameters, else None."""
     try:
-        manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
+        manifest = read_json(directory / "manifest.json")
         if {k: manifest.get(k) for k in _params(root, data)} != _params(root, data):
             return None
         images = np.load(directory / manifest["images"], mmap_mode="r", allow_pickle=False)
@@ -92,8 +92,8 @@ def _read_stored(directory: Path, root: Path, data: DataConfig) -> _Stored | Non
             return None
         files = {f[0]: (int(f[1]), int(f[2]), row) for row, f in enumerate(manifest["files"])}
         failed = {str(k): str(v) for k, v in manifest["failed"].items()}
-    except (OSError, ValueError, KeyError, TypeError, IndexError, EOFError):
-        return None  # missing, truncated or malformed: rebuilt by the caller
+    except (OSError, ValueError, KeyError, TypeError, IndexError, EOFError, ConvtrainError):
+        return None  # missing, truncated, malformed or over budget: rebuilt by the caller
     for path in failed:
         if path in files:
             files[path] = (*files[path][:2], -1)
@@ -124,20 +124,22 @@ def open_cache(index: ImageIndex, data: DataConfig, *, progress: bool = True) ->
         and all(stored.files.get(p, (None, None))[:2] == (n, m) for p, n, m in wanted)
     ):
         return _as_cache(directory, stored, decoded=0)
+    elsewhere = (
+        f"or point data.cache_dir or {CACHE_ENV} at a writable folder with room for "
+        f"{_size_text(len(wanted), data)}"
+    )
     try:
         return _build(directory, index, data, wanted, stored, progress)
-    except OSError as exc:
-        raise ConvtrainError(
-            f"{directory}: cannot write the image cache ({exc.strerror or exc}); point "
-            f"data.cache_dir or {CACHE_ENV} at a writable folder with room for "
-            f"{_size_text(len(wanted), data)}"
-        ) from None
+    except WriteFailed as exc:  # named by its folder: the array's file name is random
+        raise exc.replace(path=directory, remedy=f"{exc.remedy}, {elsewhere}") from None
+    except OSError as exc:  # mapping the new array, removing the old one
+        raise write_failure(directory, exc, remedy=f"check that folder, {elsewhere}") from None
 
 
 def _size_text(count: int, data: DataConfig) -> str:
     height, width = data.image_size
     nbytes = count * height * width * data.channels
-    return f"{nbytes / 1e6:,.0f} MB" if nbytes >= 1e6 else f"{nbytes / 1e3:,.0f} kB"
+    return human_size(nbytes)  # as the disk-full line counts it
 
 
 def open_cache_for(
@@ -203,6 +205,9 @@ def _build(
 
     def fill(tmp: Path) -> None:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+        # The blocks reserved now: a memory map written on a full disk kills the process (SIGBUS).
+        with open(tmp, "r+b") as fh:
+            os.posix_fallocate(fh.fileno(), 0, os.fstat(fh.fileno()).st_size)
         for new, prev in reused:
             out[new] = old.images[prev]
         chunks = [todo[i : i + _CHUNK] for i in range(0, len(todo), _CHUNK)]
@@ -222,7 +227,7 @@ def _build(
         out.flush()
         del out
 
-    atomic_save(directory / name, fill, suffix=".npy")
+    atomic_save(directory / name, fill, suffix=".npy", needed=int(np.prod(shape)))
     # Mapped before the manifest exists: a concurrent build removing it cannot take it from us.
     images = np.load(directory / name, mmap_mode="r", allow_pickle=False)
     bar.close()
@@ -245,8 +250,8 @@ def _build(
 def _remove_unused(directory: Path) -> None:
     """Delete arrays the current manifest does not name (open memory maps stay valid)."""
     try:
-        current = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))["images"]
-    except (OSError, ValueError, KeyError, TypeError):
+        current = read_json(directory / "manifest.json")["images"]
+    except (OSError, ValueError, KeyError, TypeError, ConvtrainError):
         return
     for stale in directory.glob("images-*.npy"):
         if stale.name != current:
@@ -264,10 +269,10 @@ def recorded_failures(root: Path, data: DataConfig) -> dict[str, str] | None:
     found = False
     for manifest_path in sorted(base.glob("*/manifest.json")) if base.is_dir() else []:
         try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            manifest = read_json(manifest_path)
             if manifest.get("root") == wanted:
                 found = True
                 failed.update({str(k): str(v) for k, v in manifest.get("failed", {}).items()})
-        except (OSError, ValueError, AttributeError):
+        except (OSError, ValueError, AttributeError, ConvtrainError):
             continue  # an unreadable manifest is rebuilt by the next run; nothing to report
     return failed if found else None

@@ -20,6 +20,7 @@ from convtrain.data.cache import open_cache
 from convtrain.data.index import index_dataset, resolve_root
 from convtrain.errors import ConvtrainError
 from convtrain.io import atomic_write_text
+from convtrain.safeload import MAX_JSON_BYTES, loads_json, read_bounded
 
 SPLIT_FORMAT = 1
 PARTS = ("train", "val", "test")
@@ -130,7 +131,7 @@ def save_split(split: Split, path: Path) -> None:
 def load_split(path: Path) -> Split:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_bounded(path, MAX_JSON_BYTES, "a split file").decode("utf-8")
     except FileNotFoundError:
         raise ConvtrainError(
             f"{path}: no such split file; expected the split.json written by an earlier run "
@@ -139,7 +140,7 @@ def load_split(path: Path) -> Split:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConvtrainError(f"{path}: cannot read the split file ({exc})") from None
     try:
-        data = json.loads(text)
+        data = loads_json(text, str(path))
     except json.JSONDecodeError as exc:
         raise ConvtrainError(
             f"{path}: expected JSON, received invalid text at line {exc.lineno} column {exc.colno} ({exc.msg})"

@@ -7,7 +7,6 @@ verification compares a folder against it and names every missing or short class
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -16,6 +15,7 @@ from pathlib import Path
 
 from convtrain.errors import ConvtrainError
 from convtrain.io import atomic_write_json
+from convtrain.safeload import read_json
 
 DATASET_FOLDER = "101_ObjectCategories"
 MARKER_NAME = ".convtrain-dataset.json"
@@ -130,7 +130,7 @@ class Marker:
 def read_marker(root: Path) -> Marker | None:
     """The marker of a verified dataset, or None when absent or unreadable (then re-verify)."""
     try:
-        raw = json.loads((root / MARKER_NAME).read_text(encoding="utf-8"))
+        raw = read_json(root / MARKER_NAME)
         return Marker(
             source=str(raw["source"]),
             sha256=raw["sha256"],
@@ -138,7 +138,7 @@ def read_marker(root: Path) -> Marker | None:
             counts={str(k): int(v) for k, v in raw["counts"].items()},
             verified_at=str(raw["verified_at"]),
         )
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, ConvtrainError):
         return None
 
 

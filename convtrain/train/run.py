@@ -18,7 +18,7 @@ from typing import Any
 
 from convtrain.config.load import dump_config, load_config
 from convtrain.config.schema import Experiment
-from convtrain.errors import ConvtrainError
+from convtrain.errors import ConvtrainError, WriteFailed
 from convtrain.io import atomic_write_json, atomic_write_text
 from convtrain.rundir import RunDir
 from convtrain.tfquiet import import_tensorflow
@@ -135,12 +135,16 @@ def start_run(
         created = ""
         if placement.is_chief:
             run = RunDir.create(runs_dir, name or experiment.name)
-            atomic_write_text(run.config, dump_config(experiment))
-            save_split(split, run.split)
-            atomic_write_json(
-                run.environment,
-                {**environment(experiment.seed), "distribute": _placement_json(placement, trained)},
-            )
+            with _removed_on_write_failure(run):
+                atomic_write_text(run.config, dump_config(experiment))
+                save_split(split, run.split)
+                atomic_write_json(
+                    run.environment,
+                    {
+                        **environment(experiment.seed),
+                        "distribute": _placement_json(placement, trained),
+                    },
+                )
             created = run.path.name
         # Every worker names the run by the chief's directory (a timestamp is no shared clock).
         run = RunDir(Path(runs_dir) / placement.agree(created, "agreeing on the run directory"))
@@ -151,14 +155,26 @@ def start_run(
             plateau=_plateau(trained),
         )
         with _workspace(run, placement) as work:
-            state.save(work)
-            write_history(work, state)
+            with _removed_on_write_failure(work if placement.is_chief else None):
+                state.save(work)
+                write_history(work, state)
             print(f"run directory: {run.path}", file=sys.stderr, flush=True)
             if note:
                 print(note, file=sys.stderr, flush=True)
             state = _fit(model, datasets, trained, run, work, state, placement)
     _finish(run, experiment, state, placement)
     return run
+
+
+@contextmanager
+def _removed_on_write_failure(run: RunDir | None) -> Iterator[None]:
+    """A new run directory the disk could not take up to its first state.json has nothing to resume."""
+    try:
+        yield
+    except WriteFailed:
+        if run is not None:
+            shutil.rmtree(run.path, ignore_errors=True)
+        raise
 
 
 def _placement_json(placement: Placement, trained: Experiment) -> dict[str, Any]:
@@ -354,7 +370,10 @@ def _report(run: RunDir, experiment: Experiment, state: TrainState) -> None:
         )
     ev = experiment.eval
     print(f"evaluating the {ev.checkpoint} checkpoint on the {ev.split} split", file=sys.stderr)
-    metrics = evaluate_run(run, ev.checkpoint, ev.split)
+    try:
+        metrics = evaluate_run(run, ev.checkpoint, ev.split)
+    except WriteFailed as exc:  # the training is committed: only the evaluation is left to do
+        raise exc.replace(then=f"evaluate the run with: convtrain evaluate {run.path}") from None
     best = (
         f"best {state.monitor.name} {state.best_value:.4f} at epoch {state.best_epoch}"
         if state.best_value is not None
