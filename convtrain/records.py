@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from convtrain.errors import ConvtrainError
 from convtrain.io import atomic_write_text
+from convtrain.safeload import MAX_JSON_BYTES, check_json_depth, read_bounded
 
 R = TypeVar("R", bound="Record")
 
@@ -59,16 +60,24 @@ class Record(BaseModel):
     def read(cls: type[R], path: str | Path) -> R:
         path = Path(path)
         try:
-            text = path.read_bytes()
+            text = read_bounded(path, MAX_JSON_BYTES, "a JSON file")  # within the budget
         except FileNotFoundError:
             raise RecordError(f"{path}: {cls.MISSING}") from None
         except OSError as exc:
             raise RecordError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
+        except ConvtrainError as exc:  # too large, or not a regular file
+            raise RecordError(exc.lines()[0]) from None
         return cls.parse(text, str(path))
 
     @classmethod
     def parse(cls: type[R], text: str | bytes, source: str) -> R:
         """The record in `text` (JSON); `source` names it in the error."""
+        try:
+            check_json_depth(
+                text.decode("utf-8", "replace") if isinstance(text, bytes) else text, source
+            )
+        except ConvtrainError as exc:
+            raise RecordError(exc.lines()[0]) from None
         try:
             return cls.model_validate_json(text)
         except ValidationError as exc:

@@ -29,6 +29,7 @@ from typing import TypeVar
 
 from convtrain.errors import ConvtrainError
 from convtrain.history import History, read_history
+from convtrain.io import write_failure
 from convtrain.records import Record
 
 R = TypeVar("R", bound=Record)
@@ -94,10 +95,8 @@ class RunDir:
             except FileExistsError:
                 n += 1
                 path = base.with_name(f"{base.name}-{n}")
-            except OSError as exc:
-                raise ConvtrainError(
-                    f"{runs_dir}: cannot create a run directory ({exc.strerror})"
-                ) from None
+            except OSError as exc:  # a full disk, a read-only or unwritable runs folder
+                raise write_failure(path, exc) from None
         return cls(path)
 
     @classmethod

@@ -176,6 +176,7 @@ def test_unwritable_cache_dir_is_a_clear_error(synthetic_root: Path, tmp_path: P
     with pytest.raises(ConvtrainError) as err:
         _open(data)
     assert str(err.value) == (
-        f"{cache_directory(synthetic_root, data)}: cannot write the image cache (Not a directory); "
-        f"point data.cache_dir or CONVTRAIN_CACHE_DIR at a writable folder with room for 11 kB"
+        f"{cache_directory(synthetic_root, data)}: cannot write it (not a directory); check that "
+        f"path, or point data.cache_dir or CONVTRAIN_CACHE_DIR at a writable folder with room "
+        f"for 11.1 KiB, then run the command again"
     )

@@ -14,7 +14,7 @@ from convtrain.errors import ConvtrainError
 from convtrain.evaluate.summary import MetricsRecord
 from convtrain.experiments import compare
 from convtrain.model.inspect import totals
-from convtrain.model.shapes import plan_model
+from convtrain.model.plan import plan_model
 from convtrain.rundir import RunDir
 from convtrain.train.state import Monitor, TrainState
 

@@ -24,7 +24,7 @@ from convtrain.data.split import Split
 from convtrain.evaluate.figures import GRID_TITLE_CHARS, grid_title
 from convtrain.evaluate.summary import MetricsRecord
 from convtrain.history import read_history
-from convtrain.model.shapes import plan_model
+from convtrain.model.plan import plan_model
 from convtrain.rundir import RunDir
 
 CLASSES = ("alpha", "beta", "delta", "gamma")

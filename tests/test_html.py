@@ -11,7 +11,7 @@ from test_compare import fake_run
 
 from convtrain.config.load import load_config
 from convtrain.experiments.html import run_report
-from convtrain.model.shapes import plan_model
+from convtrain.model.plan import plan_model
 from convtrain.rundir import RunDir
 from convtrain.train.state import TrainState
 

@@ -6,7 +6,7 @@ import inspect
 
 import pytest
 
-from convtrain.config.keras_objects import (
+from convtrain.layers.keras_objects import (
     ACTIVATIONS,
     CONSTRAINTS,
     INITIALIZERS,

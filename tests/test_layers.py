@@ -16,7 +16,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "convtrain"
 
 # Bottom to top; a module may import its own layer's modules and the layers below.
 LAYERS = (
-    ("base", ("errors", "io", "tfquiet", "progress", "records", "history", "rundir", "__init__")),
+    ("base", ("errors", "io", "safeload", "tfquiet", "progress", "records", "history", "rundir")),
+    ("layers", ("layers",)),  # one module per layer kind: its spec, arithmetic and builder
     ("config", ("config",)),
     ("data", ("data",)),
     ("model", ("model",)),
@@ -29,8 +30,9 @@ LAYERS = (
 # Library modules that still print or import click, each in another helper's area, to go: the
 # sweep engine (being replaced) and inspect's former command function.
 KNOWN_PRINTERS = {"convtrain.experiments.sweep", "convtrain.model.inspect"}
-# Its own small process (python -m convtrain.train.watchdog): it writes to the stream it is given.
-OWN_PROCESS = {"convtrain.train.watchdog"}
+# Programs of their own (python -m ...): the watchdog process writes to the stream it is given,
+# the layer docs generator prints the tables it writes into docs/config.md.
+OWN_PROCESS = {"convtrain.train.watchdog", "convtrain.layers.docs"}
 
 
 def module_name(path: Path) -> str:
@@ -39,7 +41,9 @@ def module_name(path: Path) -> str:
 
 
 def layer_of(module: str) -> int:
-    head = module.split(".")[1] if "." in module else "__init__"
+    if module == "convtrain":
+        return 0  # the package's __init__: its version
+    head = module.split(".")[1]
     for index, (_, members) in enumerate(LAYERS):
         if head in members:
             return index

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from convtrain.config import load_config, validate
 from convtrain.errors import ConfigError, ConvtrainError
-from convtrain.model.arithmetic import window
+from convtrain.layers.window import window
 from convtrain.model.lint import warnings
-from convtrain.model.shapes import check_stack, plan_model, resolve_classes
+from convtrain.model.plan import check_stack, plan_model, resolve_classes
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -294,12 +293,9 @@ def test_warning_large_map_and_dense_on_4d() -> None:
     ]
 
 
-def test_check_stack_is_fast_and_tensorflow_free() -> None:
-    e = load_config(CONFIGS / "resnet_small_101.yaml")
-    start = time.perf_counter()
-    for _ in range(20):
-        assert check_stack(e) == []
-    assert (time.perf_counter() - start) / 20 < 0.05
+def test_check_stack_is_tensorflow_free() -> None:
+    # Its speed is measured by `make bench` (the start-up of `convtrain inspect`), not here.
+    assert check_stack(load_config(CONFIGS / "resnet_small_101.yaml")) == []
     code = (
         "import sys; from convtrain.config import load_config; "
         f"load_config({str(CONFIGS / 'inception_small_101.yaml')!r}); "

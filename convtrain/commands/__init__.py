@@ -31,6 +31,7 @@ COMMANDS = {
     "inspect": "Per layer: output shape, parameters, multiply-accumulates, receptive field, jump.",
     "predict": "Top-k classes with probabilities for each image, with the run's own preprocessing.",
     "report": "Write a self-contained report.html for a run or a sweep directory.",
+    "schema": "Print the JSON Schema of a config, for editors (see docs/config.md).",
     "sweep": "Run every combination of the --grid values as a normal run under one sweep directory.",
     "train": "Validate CONFIG, train, and write a run directory with reports and plots.",
 }

@@ -8,7 +8,7 @@ from typing import TypeVar
 from convtrain.commands.console import Console
 from convtrain.config.schema import Experiment
 from convtrain.errors import ConfigError, ConvtrainError
-from convtrain.model.shapes import Plan, plan_model
+from convtrain.model.plan import Plan, plan_model
 
 T = TypeVar("T")
 

@@ -18,7 +18,7 @@ from convtrain.data.split import Split
 from convtrain.evaluate.summary import MetricsRecord
 from convtrain.experiments.html import run_report
 from convtrain.history import History
-from convtrain.model.shapes import Plan
+from convtrain.model.plan import Plan
 from convtrain.rundir import RunDir
 from convtrain.tfquiet import import_tensorflow
 from convtrain.train.state import TrainState

@@ -10,7 +10,7 @@ from convtrain.commands.options import config_arg, set_option
 from convtrain.config.load import load_config
 from convtrain.errors import ConfigError
 from convtrain.model.inspect import format_table, report
-from convtrain.model.shapes import resolve_classes
+from convtrain.model.plan import resolve_classes
 
 
 @click.command()

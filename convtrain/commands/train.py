@@ -10,9 +10,10 @@ TensorFlow starts; the run is held (RunDir.owned) by the process training it.
 from __future__ import annotations
 
 import re
+import shutil
 import sys
-from collections.abc import Sequence
-from contextlib import ExitStack
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,10 +27,10 @@ from convtrain.config.load import dump_config, load_config
 from convtrain.config.schema import Experiment
 from convtrain.data.index import with_data_root
 from convtrain.data.split import Split, make_split, split_classes
-from convtrain.errors import ConvtrainError
+from convtrain.errors import ConvtrainError, WriteFailed
 from convtrain.evaluate.summary import MetricsRecord
 from convtrain.io import atomic_write_text
-from convtrain.model.shapes import Plan
+from convtrain.model.plan import Plan
 from convtrain.rundir import RunDir
 from convtrain.tfquiet import import_tensorflow
 from convtrain.train.cluster import Cluster, resolve_cluster
@@ -245,8 +246,10 @@ def fit(
                 _record_resume(run, job, state, placed)
             started = f"resuming {run.path} at epoch {state.completed_epochs + 1} of {state.epochs}"
         with workspace(run, placement, console) as work:
-            state.save(work)
-            write_history(work, state)
+            fresh = job.run is None and placement.is_chief
+            with removed_on_write_failure(work if fresh else None):
+                state.save(work)
+                write_history(work, state)
             console.note(started)
             if note:
                 console.note(note)
@@ -283,10 +286,22 @@ def _create(job: Job, split: Split, runs_dir: str, placed: Distribution, held: E
     """The chief's new run directory, held, with the config, split and environment it trains."""
     run = RunDir.create(runs_dir, job.name or job.experiment.name)
     held.enter_context(run.owned())
-    atomic_write_text(run.config, dump_config(job.experiment))
-    run.write(split)
-    run.write(Environment.capture(job.experiment.seed, placed))
+    with removed_on_write_failure(run):
+        atomic_write_text(run.config, dump_config(job.experiment))
+        run.write(split)
+        run.write(Environment.capture(job.experiment.seed, placed))
     return run
+
+
+@contextmanager
+def removed_on_write_failure(run: RunDir | None) -> Iterator[None]:
+    """A new run directory the disk could not take up to its first state.json has nothing to resume."""
+    try:
+        yield
+    except WriteFailed:
+        if run is not None:
+            shutil.rmtree(run.path, ignore_errors=True)
+        raise
 
 
 def _record_resume(run: RunDir, job: Job, state: TrainState, placed: Distribution) -> None:
@@ -315,7 +330,12 @@ def finish(
         )
     ev = experiment.eval
     console.note(f"evaluating the {ev.checkpoint} checkpoint on the {ev.split} split")
-    metrics = evaluate_and_report(run, experiment, split, plan, ev.checkpoint, ev.split, console)
+    try:
+        metrics = evaluate_and_report(
+            run, experiment, split, plan, ev.checkpoint, ev.split, console
+        )
+    except WriteFailed as exc:  # the training is committed: only the evaluation is left to do
+        raise exc.replace(then=f"evaluate the run with: convtrain evaluate {run.path}") from None
     best = (
         f"best {state.monitor} {state.best_value:.4f} at epoch {state.best_epoch}"
         if state.best_value is not None

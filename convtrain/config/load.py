@@ -1,12 +1,14 @@
 """Read a YAML config safely, apply `--set` overrides and layer defaults, validate it.
 
+Reading goes through convtrain.safeload: a budget on size, nodes and depth before anything is
+built, so a hostile file is one line, not a hang or a RecursionError.
+
 Every problem becomes one line `PATH: what was expected, what was received`, where PATH is the
 YAML path (`model.layers[3].kernel_size`), collected into a single ConfigError.
 """
 
 from __future__ import annotations
 
-import re
 import typing
 from pathlib import Path
 from typing import Any
@@ -18,57 +20,16 @@ from convtrain.config import overrides
 from convtrain.config.messages import describe_error, describe_errors
 from convtrain.config.schema import Experiment
 from convtrain.errors import ConfigError
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys (PyYAML silently keeps the last one)."""
-
-
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False):
-    seen: dict[Any, int] = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None,
-                None,
-                f"duplicate key {key!r} (first on line {seen[key]})",
-                key_node.start_mark,
-            )
-        seen[key] = key_node.start_mark.line + 1
-    return loader.construct_mapping(node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-# YAML 1.1 reads `1e-4` as a string; scientific notation without a dot is a float here.
-_UniqueKeyLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
+from convtrain.safeload import load_yaml, read_yaml_file
 
 
 def parse_yaml(text: str, source: str, locate: bool = True) -> Any:
-    """Safe-load YAML; errors name `source:line:column` (just `source` when not `locate`)."""
-    try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark and locate else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        value = "" if locate else f" in the value {text!r}"
-        raise ConfigError([f"invalid YAML{value}: {problem}"], source=f"{source}{where}") from None
+    """Safe-load YAML within convtrain's budget (size, nodes after alias expansion, depth)."""
+    return load_yaml(text, source, locate=locate)
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(["no such file"], source=str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"cannot read the file ({exc})"], source=str(path)) from None
-    data = parse_yaml(text, str(path))
+    data = read_yaml_file(path)
     expected = "expected a mapping of sections (name, data, model, ...)"
     if data is None:
         raise ConfigError([f"{expected}, received an empty file"], source=str(path))
@@ -88,7 +49,7 @@ def validate(raw: dict[str, Any], source: str = "config") -> Experiment:
     """Validate a raw config mapping (overrides already applied); raise ConfigError on problems.
 
     The layer stack is checked by planning the model with the real number of classes, which the
-    caller knows (`convtrain.model.shapes.plan_model`): not here, once with a guess.
+    caller knows (`convtrain.model.plan.plan_model`): not here, once with a guess.
     """
     problems = overrides.merge_defaults(raw, lambda err: describe_error(err, raw))
     if problems:

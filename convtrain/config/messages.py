@@ -15,10 +15,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from convtrain.config.keras_objects import suggest
-from convtrain.config.layers import LAYER_TYPES
 from convtrain.config.overrides import format_path
 from convtrain.config.schema import Experiment, OptimizerConfig, ScheduleConfig, SplitConfig
+from convtrain.layers import LAYER_TYPES
+from convtrain.layers.keras_objects import suggest
 
 
 def _unwrap(annotation: Any) -> list[Any]:

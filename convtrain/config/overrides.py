@@ -8,9 +8,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from convtrain.config.keras_objects import suggest
-from convtrain.config.layers import LAYER_TYPES, SPEC_BY_TYPE
 from convtrain.errors import ConfigError
+from convtrain.layers import KIND_BY_TYPE, LAYER_TYPES
+from convtrain.layers.keras_objects import suggest
+from convtrain.layers.registry import sublayers
 
 _TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
@@ -76,26 +77,14 @@ def apply_override(
 
 # --- model.defaults ------------------------------------------------------------------------
 
-# Stand-ins for required keys, so that defaults alone can be validated for their type.
-_PLACEHOLDERS: dict[str, Any] = {
-    "filters": 1,
-    "kernel_size": 1,
-    "rate": 0.0,
-    "units": 1,
-    "activation": "linear",
-    "body": [{"type": "flatten"}],
-    "branches": [[{"type": "flatten"}], [{"type": "flatten"}]],
-}
-
 
 def _check_values(ltype: str, values: dict[str, Any], describe: Callable[..., str]) -> list[str]:
     """Validate defaults even when no layer of that type uses them (e.g. for projections)."""
-    cls = SPEC_BY_TYPE[ltype]
-    required = {k: v for k, v in _PLACEHOLDERS.items() if k in cls.model_fields}
-    if isinstance(values.get("groups"), int) and "filters" in required:
-        required["filters"] = max(1, values["groups"])  # the stand-in must divide evenly
+    kind = KIND_BY_TYPE[ltype]
+    # Stand-ins for the required keys, so that the defaults alone can be validated.
+    required = kind.stand_ins(values)
     try:
-        cls.model_validate({**required, **values, "type": ltype})
+        kind.spec.model_validate({**required, **values, "type": ltype})
     except ValidationError as exc:
         path = ("model", "defaults", ltype)
         return [
@@ -119,7 +108,7 @@ def merge_defaults(raw: dict[str, Any], describe: Callable[..., str]) -> list[st
     problems = []
     for ltype, values in defaults.items():
         path = f"model.defaults.{ltype}"
-        if ltype not in SPEC_BY_TYPE:
+        if ltype not in KIND_BY_TYPE:
             problems.append(
                 f"{path}: unknown layer type {ltype!r}{suggest(str(ltype), LAYER_TYPES)} "
                 f"(valid types: {', '.join(LAYER_TYPES)})"
@@ -128,7 +117,7 @@ def merge_defaults(raw: dict[str, Any], describe: Callable[..., str]) -> list[st
         if not isinstance(values, dict):
             problems.append(f"{path}: expected a mapping of {ltype} arguments, received {values!r}")
             continue
-        fields = [f for f in SPEC_BY_TYPE[ltype].model_fields if f not in ("type", "name")]
+        fields = [f for f in KIND_BY_TYPE[ltype].spec.model_fields if f not in ("type", "name")]
         unknown = [k for k in values if k not in fields]
         for key in unknown:
             problems.append(
@@ -145,11 +134,13 @@ def merge_defaults(raw: dict[str, Any], describe: Callable[..., str]) -> list[st
         for i, layer in enumerate(layers):
             if not isinstance(layer, dict):
                 continue
-            if layer.get("type") in defaults:
-                layers[i] = layer = {**defaults[layer["type"]], **layer}
-            apply(layer.get("body"))
-            for branch in layer.get("branches") or []:
-                apply(branch)
+            ltype = layer.get("type")
+            if not isinstance(ltype, str) or ltype not in KIND_BY_TYPE:
+                continue  # validation reports it
+            if ltype in defaults:
+                layers[i] = layer = {**defaults[ltype], **layer}
+            for _, inner in sublayers(KIND_BY_TYPE[ltype], layer):
+                apply(inner)
 
     apply(model.get("layers"))
     return []

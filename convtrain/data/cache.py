@@ -25,8 +25,8 @@ import numpy as np
 from convtrain.config.schema import DataConfig
 from convtrain.data.decode import DECODER_VERSION, decode_image
 from convtrain.data.index import ImageIndex
-from convtrain.errors import ConvtrainError
-from convtrain.io import atomic_save
+from convtrain.errors import ConvtrainError, WriteFailed, human_size
+from convtrain.io import atomic_save, write_failure
 from convtrain.progress import QUIET, Reporter
 from convtrain.records import Record, RecordError
 
@@ -159,20 +159,22 @@ def open_cache(index: ImageIndex, data: DataConfig, reporter: Reporter = QUIET) 
         and all(stored.files.get(p, (None, None))[:2] == (n, m) for p, n, m in wanted)
     ):
         return _as_cache(directory, stored, decoded=0)
+    elsewhere = (
+        f"or point data.cache_dir or {CACHE_ENV} at a writable folder with room for "
+        f"{_size_text(len(wanted), data)}"
+    )
     try:
         return _build(directory, index, data, wanted, stored, reporter)
-    except OSError as exc:
-        raise ConvtrainError(
-            f"{directory}: cannot write the image cache ({exc.strerror or exc}); point "
-            f"data.cache_dir or {CACHE_ENV} at a writable folder with room for "
-            f"{_size_text(len(wanted), data)}"
-        ) from None
+    except WriteFailed as exc:  # named by its folder: the array's file name is random
+        raise exc.replace(path=directory, remedy=f"{exc.remedy}, {elsewhere}") from None
+    except OSError as exc:  # mapping the new array, removing the old one
+        raise write_failure(directory, exc, remedy=f"check that folder, {elsewhere}") from None
 
 
 def _size_text(count: int, data: DataConfig) -> str:
     height, width = data.image_size
     nbytes = count * height * width * data.channels
-    return f"{nbytes / 1e6:,.0f} MB" if nbytes >= 1e6 else f"{nbytes / 1e3:,.0f} kB"
+    return human_size(nbytes)  # as the disk-full line counts it
 
 
 def open_cache_for(
@@ -236,6 +238,9 @@ def _build(
 
     def fill(tmp: Path, advance: Callable[[float], None]) -> None:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+        # The blocks reserved now: a memory map written on a full disk kills the process (SIGBUS).
+        with open(tmp, "r+b") as fh:
+            os.posix_fallocate(fh.fileno(), 0, os.fstat(fh.fileno()).st_size)
         for new, prev in reused:
             out[new] = old.images[prev]
         chunks = [todo[i : i + _CHUNK] for i in range(0, len(todo), _CHUNK)]
@@ -256,7 +261,12 @@ def _build(
         del out
 
     with reporter.task("decoding images", len(todo)) as advance:
-        atomic_save(directory / name, lambda tmp: fill(tmp, advance), suffix=".npy")
+        atomic_save(
+            directory / name,
+            lambda tmp: fill(tmp, advance),
+            suffix=".npy",
+            needed=int(np.prod(shape)),
+        )
     # Mapped before the manifest exists: a concurrent build removing it cannot take it from us.
     images = np.load(directory / name, mmap_mode="r", allow_pickle=False)
     for path, reason in sorted(failed.items()):

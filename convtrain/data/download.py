@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import http.client
 import socket
 import time
@@ -11,7 +10,8 @@ import urllib.request
 from pathlib import Path
 
 from convtrain.data.verify import Checksum, sha256_file
-from convtrain.errors import ConvtrainError
+from convtrain.errors import ConvtrainError, WriteFailed
+from convtrain.io import writing
 from convtrain.progress import QUIET, Reporter, human_bytes
 
 CHUNK = 1 << 16
@@ -94,6 +94,7 @@ def _fetch_into(
         try:
             label = f"downloading {part.name[: -len('.part')]}"
             with (
+                writing(part, total - offset if total is not None else None),
                 open(part, "ab" if resumed else "wb") as out,
                 reporter.task(label, total, done=offset, unit="bytes") as advance,
             ):
@@ -102,13 +103,8 @@ def _fetch_into(
                     advance(len(chunk))
         except BROKEN as exc:
             raise _Interrupted(str(exc) or type(exc).__name__) from None
-        except OSError as exc:
-            if exc.errno == errno.ENOSPC:
-                raise ConvtrainError(
-                    f"disk full while writing {part}: free some space and run the command "
-                    f"again to resume"
-                ) from None
-            raise ConvtrainError(f"cannot write {part}: {exc.strerror}") from None
+        except WriteFailed as exc:  # what was received stays in the .part
+            raise exc.replace(then="run the command again to resume the download") from None
     # http.client returns a short body silently when the server closes early.
     if total is not None and _size(part) < total:
         raise _Interrupted(f"received {_size(part):,} of {total:,} bytes")

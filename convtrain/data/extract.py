@@ -7,7 +7,6 @@ moves the dataset folder into place only once it is complete and verified.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import shutil
@@ -21,6 +20,7 @@ from typing import BinaryIO
 
 from convtrain.data.verify import DATASET_FOLDER, Checksum
 from convtrain.errors import ConvtrainError
+from convtrain.io import writing
 from convtrain.progress import QUIET, Advance, Reporter
 
 INNER_TAR = f"{DATASET_FOLDER}.tar.gz"  # what the official zip holds
@@ -74,12 +74,7 @@ def extract_archive(
             inner = None
     except CORRUPT as exc:
         raise ConvtrainError(f"{archive}: corrupt archive ({exc or type(exc).__name__})") from None
-    except OSError as exc:
-        if exc.errno == errno.ENOSPC:
-            raise ConvtrainError(
-                f"disk full while extracting {archive} into {staging.parent}: free some space "
-                f"and run the command again (nothing was changed)"
-            ) from None
+    except OSError as exc:  # reading it; a failed write is convtrain.io's WriteFailed
         raise ConvtrainError(f"cannot extract {archive}: {exc}") from None
     return Extracted(_find_dataset(staging, str(archive)), inner)
 
@@ -117,7 +112,8 @@ def _extract_tar(reader: _Reader, staging: Path, archive: str) -> Checksum:
             elif member.islnk():
                 _check_link(staging, staging, member.linkname, member.name, "hard", archive)
             try:
-                tf.extract(member, staging, **TAR_FILTER)
+                with writing(path, member.size):
+                    tf.extract(member, staging, **TAR_FILTER)
             except getattr(tarfile, "FilterError", ()) as exc:
                 raise _refused(archive, member.name, str(exc)) from None
         return reader.drain()
@@ -173,15 +169,16 @@ def _extract_zip_entry(
 ) -> None:
     # Checked again now that earlier entries (links) exist on disk.
     path = _check_zip_entry(zf, info, staging, archive)
-    if info.is_dir():
-        path.mkdir(parents=True, exist_ok=True)
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if stat.S_ISLNK(_zip_mode(info)):
-        os.symlink(zf.read(info).decode("utf-8", "surrogateescape"), path)
-        return
-    with zf.open(info) as src, open(path, "wb") as dst:
-        shutil.copyfileobj(src, dst, 1 << 20)
+    with writing(path, info.file_size):
+        if info.is_dir():
+            path.mkdir(parents=True, exist_ok=True)
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if stat.S_ISLNK(_zip_mode(info)):
+            os.symlink(zf.read(info).decode("utf-8", "surrogateescape"), path)
+            return
+        with zf.open(info) as src, open(path, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
 
 
 def _entry_path(staging: Path, name: str, archive: str) -> Path:

@@ -7,7 +7,6 @@ fetch never leaves a half dataset that looks complete, nor touches one already t
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
 import shutil
@@ -32,7 +31,8 @@ from convtrain.data.verify import (
     sha256_file,
     verified_marker,
 )
-from convtrain.errors import ConvtrainError
+from convtrain.errors import ConvtrainError, WriteFailed
+from convtrain.io import write_failure, writing
 from convtrain.progress import QUIET, Reporter
 
 STAGING_PREFIX = ".convtrain-staging-"
@@ -87,10 +87,8 @@ def fetch_dataset(
     if _already_there(target, reference, reporter):
         return Fetched(target, None)
     src = parse_source(source, reference)
-    try:
+    with writing(data_dir):
         data_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConvtrainError(f"--data-dir {data_dir}: cannot create it ({exc.strerror})") from None
     with _lock(data_dir, reporter):
         if _already_there(target, reference, reporter):  # another fetch finished meanwhile
             return Fetched(target, None)
@@ -189,7 +187,8 @@ def _install(
     assert src.path is not None
     if src.kind == "folder":  # cheap to check before copying anything
         check_counts(scan_counts(src.path), reference.counts, src.text)
-    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=target.parent))
+    with writing(target.parent):
+        staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=target.parent))
     try:
         inner = None
         if src.kind == "folder":
@@ -211,13 +210,10 @@ def _install(
         sha256 = checksum.sha256 if checksum else None
         Marker.create(src.text, sha256, official, counts).write(dataset / MARKER_NAME)
         _replace(target, dataset, staging, reporter)
-    except OSError as exc:
-        if exc.errno == errno.ENOSPC:
-            raise ConvtrainError(
-                f"disk full while writing into {target.parent}: free some space and run the "
-                f"command again (nothing was changed)"
-            ) from None
-        raise ConvtrainError(f"cannot write into {target.parent}: {exc}") from None
+    except WriteFailed as exc:
+        raise exc.replace(then="run the command again (nothing was changed)") from None
+    except OSError as exc:  # moving the verified dataset into place
+        raise write_failure(target, exc).replace(then="run the command again") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     summary = "official archive" if official else "structure verified"
@@ -230,8 +226,9 @@ def _copy_folder(source: Path, dest: Path, reporter: Reporter) -> Path:
     with reporter.task(f"copying {source}", total, unit="bytes") as advance:
         for file in files:
             out = dest / file.relative_to(source)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(file, out)
+            with writing(out, file.stat().st_size):
+                out.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(file, out)
             advance(out.stat().st_size)
     dest.mkdir(exist_ok=True)
     return dest
@@ -255,7 +252,9 @@ def _replace(target: Path, dataset: Path, staging: Path, reporter: Reporter) -> 
 @contextmanager
 def _lock(data_dir: Path, reporter: Reporter) -> Iterator[None]:
     """One fetch per data dir at a time (several `make train` may start together)."""
-    with open(data_dir / LOCK_NAME, "w") as fh:
+    with writing(data_dir / LOCK_NAME):
+        fh = open(data_dir / LOCK_NAME, "w")  # noqa: SIM115 - held for the whole fetch
+    with fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

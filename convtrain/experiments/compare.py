@@ -17,15 +17,15 @@ from typing import Any
 import numpy as np
 import yaml
 
-from convtrain.config.keras_objects import describe
 from convtrain.config.load import dump_config, load_config
 from convtrain.data.split import Split
 from convtrain.errors import ConvtrainError
 from convtrain.evaluate.summary import METRICS, MetricsRecord
 from convtrain.history import History
 from convtrain.io import atomic_write_text
+from convtrain.layers.keras_objects import describe
 from convtrain.model.inspect import totals
-from convtrain.model.shapes import plan_model
+from convtrain.model.plan import plan_model
 from convtrain.plots.compare import cost_plot, curves_plot
 from convtrain.rundir import RunDir
 from convtrain.train.state import TrainState

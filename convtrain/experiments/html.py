@@ -14,7 +14,7 @@ from typing import Any
 from convtrain.evaluate.summary import METRICS, MetricsRecord
 from convtrain.io import atomic_write_text
 from convtrain.model.inspect import totals
-from convtrain.model.shapes import Plan
+from convtrain.model.plan import Plan
 from convtrain.rundir import RunDir
 from convtrain.train.state import TrainState
 

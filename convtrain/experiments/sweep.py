@@ -9,7 +9,6 @@ trials, resumes the unfinished one (`train --resume`) and retries none that fail
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import subprocess
 import sys
@@ -23,8 +22,9 @@ from convtrain.config.load import load_config
 from convtrain.config.schema import Experiment
 from convtrain.errors import ConfigError, ConvtrainError
 from convtrain.experiments.grid import Axis, axes_from_mapping, expand, parse_axis
-from convtrain.io import atomic_write_json, atomic_write_text
-from convtrain.model.shapes import plan_model, resolve_classes
+from convtrain.io import atomic_write_json, atomic_write_text, writing
+from convtrain.model.plan import plan_model, resolve_classes
+from convtrain.safeload import read_json
 
 SWEEP_FILE = "sweep.json"
 
@@ -66,7 +66,7 @@ class Sweep:
     def load(cls, path: Path) -> Sweep:
         file = path / SWEEP_FILE
         try:
-            data = json.loads(file.read_text(encoding="utf-8"))
+            data = read_json(file)
             trials = [Trial(**t) for t in data["trials"]]
             return cls(path, data["config_sha256"], data["axes"], trials)
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -134,7 +134,8 @@ def plan_sweep(
                 f"--grid); expected the same ones to resume it, or a new --sweep-dir"
             )
         return sweep
-    path.mkdir(parents=True, exist_ok=True)
+    with writing(path):
+        path.mkdir(parents=True, exist_ok=True)
     sweep = Sweep(path, digest, axes_json)
     width = len(str(len(trial_overrides)))
     sweep.trials = [

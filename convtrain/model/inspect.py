@@ -12,9 +12,10 @@ import click
 
 from convtrain.config.load import load_config
 from convtrain.config.schema import Experiment
-from convtrain.model.arithmetic import fmt_shape
+from convtrain.errors import ConfigError
+from convtrain.layers.tensor import Step, fmt_shape
 from convtrain.model.lint import warnings
-from convtrain.model.shapes import Plan, Step, plan_model, resolve_classes
+from convtrain.model.plan import Plan, plan_model, resolve_classes
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,6 @@ def report(experiment: Experiment, num_classes: int, classes_note: str) -> dict[
     """Everything inspect shows, as plain data (the JSON output)."""
     plan = plan_model(experiment, num_classes)
     if plan.problems:  # load_config already checked with the default class count
-        from convtrain.errors import ConfigError
-
         raise ConfigError(plan.problems, source="model")
     t = totals(plan)
     return {

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ from tensorflow.core.framework import summary_pb2
 
 from convtrain.config.schema import TrainConfig
 from convtrain.history import Row
+from convtrain.io import ENVIRONMENT, write_failure
 from convtrain.rundir import RunDir
 from convtrain.train import checkpoints
 from convtrain.train.optim import learning_rate
@@ -182,7 +185,8 @@ class EpochSummaries(keras.callbacks.Callback):
 
     def _writer(self, name: str) -> Any:
         if name not in self._writers:
-            self._writers[name] = tf.summary.create_file_writer(str(self.log_dir / name))
+            with _summary_writing(self.log_dir / name):
+                self._writers[name] = tf.summary.create_file_writer(str(self.log_dir / name))
         return self._writers[name]
 
     def _scalar(self, run: str, tag: str, value: float, step: int) -> None:
@@ -193,20 +197,40 @@ class EpochSummaries(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         step = epoch + 1  # as in history.csv
-        for key, value in (logs or {}).items():
-            if key.startswith("val_"):
-                self._scalar("validation", key.removeprefix("val_"), float(value), step)
-            else:
-                self._scalar("train", key, float(value), step)
-        lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-        self._scalar("train", "learning_rate", lr, step)
-        for writer in self._writers.values():
-            writer.flush()  # a kill -9 loses at most the epoch in progress
+        with _summary_writing(self.log_dir):
+            for key, value in (logs or {}).items():
+                if key.startswith("val_"):
+                    self._scalar("validation", key.removeprefix("val_"), float(value), step)
+                else:
+                    self._scalar("train", key, float(value), step)
+            lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            self._scalar("train", "learning_rate", lr, step)
+            for writer in self._writers.values():
+                writer.flush()  # a kill -9 loses at most the epoch in progress
 
     def on_train_end(self, logs: dict | None = None) -> None:
-        for writer in self._writers.values():
-            writer.close()
-        self._writers.clear()
+        writers, self._writers = list(self._writers.values()), {}
+        with _summary_writing(self.log_dir):
+            for writer in writers:
+                writer.close()
+
+
+# TensorFlow's C++ file writer reports an OSError as an OpError whose message ends in strerror.
+_ERRNO_OF = {os.strerror(c): c for c in sorted(ENVIRONMENT)}
+
+
+@contextmanager
+def _summary_writing(log_dir: Path) -> Iterator[None]:
+    """A failed TensorBoard write as convtrain.io's one line, naming the events file."""
+    try:
+        yield
+    except tf.errors.OpError as exc:
+        first = exc.message.splitlines()[0] if exc.message else type(exc).__name__
+        where, _, reason = first.rpartition("; ")
+        path = where.rpartition("}} ")[2] or str(log_dir)
+        code = _ERRNO_OF.get(reason)
+        error = OSError(code, reason) if code else OSError(first)
+        raise write_failure(path, error) from None
 
 
 def format_row(row: Row, epochs: int) -> str:

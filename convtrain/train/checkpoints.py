@@ -10,6 +10,7 @@ files when it does not, so last.keras always holds exactly the epochs state.json
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -17,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 
-from convtrain.errors import ConvtrainError
+from convtrain.errors import ConvtrainError, WriteFailed
 from convtrain.io import atomic_save
 from convtrain.rundir import RunDir
 
@@ -29,14 +31,37 @@ def pending_path(run: RunDir, which: str, epoch: int) -> Path:
     return run.checkpoints / f".pending-{which}-{epoch:05d}.keras"
 
 
+def _size_of(run: RunDir, model: Any) -> int:
+    """What a checkpoint of `model` takes: the last one's size, else its variables' bytes."""
+    last = run.checkpoint("last")
+    if last.is_file():
+        return last.stat().st_size
+    optimizer = getattr(model, "optimizer", None)
+    variables = [*model.weights, *(optimizer.variables if optimizer is not None else [])]
+    return sum(math.prod(v.shape) * np.dtype(v.dtype).itemsize for v in variables)
+
+
 def stage(run: RunDir, model: Any, epoch: int, best: bool) -> None:
-    """Step 1: write the model after `epoch` (1-based) as pending last (and best) checkpoints."""
+    """Step 1: write the model after `epoch` (1-based) as pending last (and best) checkpoints.
+
+    On a full disk the message names the checkpoint that could not be replaced; the committed
+    one and state.json are untouched, and the pending files are discarded on resume.
+    """
     last = pending_path(run, "last", epoch)
-    atomic_save(last, lambda p: model.save(p), suffix=".keras")
-    if best:
-        atomic_save(
-            pending_path(run, "best", epoch), lambda p: shutil.copyfile(last, p), suffix=".keras"
-        )
+    needed = _size_of(run, model)
+    which = "last"
+    try:
+        atomic_save(last, lambda p: model.save(p), suffix=".keras", needed=needed)
+        if best:
+            which = "best"
+            atomic_save(
+                pending_path(run, "best", epoch),
+                lambda p: shutil.copyfile(last, p),
+                suffix=".keras",
+                needed=needed,
+            )
+    except WriteFailed as exc:
+        raise exc.replace(path=run.checkpoint(which)) from None
 
 
 def recover(run: RunDir, completed: int) -> None:
@@ -52,7 +77,9 @@ def recover(run: RunDir, completed: int) -> None:
 
 
 def save_final(run: RunDir, model: Any) -> None:
-    atomic_save(run.final_model, lambda p: model.save(p), suffix=".keras")
+    atomic_save(
+        run.final_model, lambda p: model.save(p), suffix=".keras", needed=_size_of(run, model)
+    )
 
 
 def load_checkpoint(path: Path, compile: bool = True) -> Any:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from convtrain.errors import ConvtrainError
+from convtrain.safeload import loads_json
 
 _ADDRESS = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
 
@@ -72,7 +73,7 @@ def _addresses(value: Any, where: str) -> tuple[str, ...]:
 def cluster_from_tf_config(text: str) -> Cluster:
     """The cluster described by a TF_CONFIG value (jobs `worker` and optionally `chief`)."""
     try:
-        data = json.loads(text)
+        data = loads_json(text, "TF_CONFIG")
     except json.JSONDecodeError as exc:
         raise ConvtrainError(
             f"TF_CONFIG: expected JSON, received {text[:60]!r} ({exc.msg} at character {exc.pos})"

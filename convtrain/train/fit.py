@@ -15,7 +15,7 @@ import keras
 
 from convtrain.config.schema import Experiment
 from convtrain.data.pipeline import Datasets
-from convtrain.errors import ConvtrainError
+from convtrain.errors import ConvtrainError, WriteFailed
 from convtrain.history import Row
 from convtrain.rundir import RunDir
 from convtrain.train import checkpoints
@@ -142,8 +142,8 @@ def fit(
         balanced_class_weights(labels) if experiment.train.class_weight == "balanced" else None
     )
     state.status, state.message = "running", None
-    state.save(run)
     try:
+        state.save(run)
         if state.completed_epochs < state.epochs and not state.stopped_early:
             model.fit(
                 **fit_data(datasets),
@@ -155,13 +155,20 @@ def fit(
                 shuffle=False,  # the pipeline shuffles (seeded); Keras cannot reshuffle a tf.data
             )
         checkpoints.save_final(run, model)
+        state.status = "completed"
+        state.save(run)
+        write_history(run, state)
     except KeyboardInterrupt:
         # The epoch in progress is discarded; a resumed run starts it again.
         raise Interrupted(settle(run, "interrupted", _interrupted_message)) from None
     except NonFiniteLoss as exc:
         settled = settle(run, "failed", partial(_nan_message, exc, run, recorder.lr))
         raise ConvtrainError(settled.message) from None
-    state.status = "completed"
-    state.save(run)
-    write_history(run, state)
+    except WriteFailed as exc:
+        failed = exc.replace(then=f"resume with: convtrain train --resume {run.path}")
+        try:  # say so in state.json if the disk lets us; as last committed it is valid anyway
+            settle(run, "failed", lambda _: failed.lines()[0])
+        except WriteFailed:
+            pass
+        raise failed from None
     return state

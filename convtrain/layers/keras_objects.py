@@ -17,7 +17,7 @@ from __future__ import annotations
 import difflib
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
+from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, WithJsonSchema
 
 # name -> (Keras class name, accepted keyword arguments, first positional argument or None)
 INITIALIZERS: dict[str, tuple[str, tuple[str, ...], str | None]] = {
@@ -167,20 +167,48 @@ def _serialize(obj: KerasObject) -> str | dict[str, Any]:
     return obj.to_yaml()
 
 
+def json_schema(kind: str) -> dict[str, Any]:
+    """The YAML forms an editor should accept for a `kind` value (`convtrain schema`)."""
+    if kind == "activation":
+        return {"description": "a Keras activation", "enum": list(ACTIVATIONS)}
+    names = sorted(_TABLES[kind])
+    return {
+        "description": f"a Keras built-in {kind}: a name, {{name: first argument}}, "
+        f"{{name: {{arguments}}}} or {{type: name, arguments...}}",
+        "anyOf": [
+            {"enum": names},
+            {"type": "object", "required": ["type"], "properties": {"type": {"enum": names}}},
+            {
+                "type": "object",
+                "minProperties": 1,
+                "maxProperties": 1,
+                "propertyNames": {"enum": names},
+            },
+        ],
+    }
+
+
+def _schema(kind: str) -> WithJsonSchema:
+    return WithJsonSchema(json_schema(kind))
+
+
 Initializer = Annotated[
     KerasObject,
     BeforeValidator(lambda v: _parse("initializer", v)),
     PlainSerializer(_serialize),
+    _schema("initializer"),
 ]
 Regularizer = Annotated[
     KerasObject,
     BeforeValidator(lambda v: _parse("regularizer", v)),
     PlainSerializer(_serialize),
+    _schema("regularizer"),
 ]
 Constraint = Annotated[
     KerasObject,
     BeforeValidator(lambda v: _parse("constraint", v)),
     PlainSerializer(_serialize),
+    _schema("constraint"),
 ]
 
 
@@ -195,4 +223,8 @@ def _activation(value: Any) -> str:
     return value
 
 
-Activation = Annotated[str, BeforeValidator(_activation)]
+Activation = Annotated[
+    str,
+    BeforeValidator(_activation),
+    _schema("activation"),
+]
