@@ -105,12 +105,12 @@ def preparation(root: Path, image_size: int, work: Path) -> dict[str, Any]:
     with _cache_env(cache_dir):
         start = time.perf_counter()
         index = index_dataset(data)
-        cache = open_cache(index, data, progress=False)
+        cache = open_cache(index, data)
         cold = time.perf_counter() - start
         warm = []
         for _ in range(3):
             start = time.perf_counter()
-            again = open_cache(index_dataset(data), data, progress=False)
+            again = open_cache(index_dataset(data), data)
             warm.append(time.perf_counter() - start)
     assert again.decoded == 0, "the warm pass decoded images: the cache was not reused"
     return {
@@ -187,7 +187,7 @@ def streaming(root: Path, image_size: int) -> dict[str, Any]:
     data = DataConfig(
         root=str(root), classes="all", exclude=[], image_size=(image_size, image_size)
     )
-    cache = open_cache(index_dataset(data), data, progress=False)
+    cache = open_cache(index_dataset(data), data)
     items = [(path, 0) for path in cache.rows]
     layers = [{"type": "global_avg_pool"}]
     experiment = Experiment(data=data, model=ModelConfig(layers=layers))

@@ -10,10 +10,9 @@ TensorFlow starts; the run is held (RunDir.owned) by the process training it.
 from __future__ import annotations
 
 import re
-import shutil
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from convtrain.model.plan import Plan
 from convtrain.rundir import RunDir
 from convtrain.tfquiet import import_tensorflow
 from convtrain.train.cluster import Cluster, resolve_cluster
-from convtrain.train.environment import Distribution, Environment, Resumed, session
+from convtrain.train.environment import Environment
 from convtrain.train.state import Monitor, TrainState, write_history
 
 
@@ -211,6 +210,7 @@ def fit(
         first_plateau,
         fit_placed,
         keras_session,
+        removed_on_write_failure,
         trained_model,
         workspace,
     )
@@ -230,28 +230,35 @@ def fit(
         placed = placement.distribution(
             trained.train.batch_size, trained.train.optimizer.learning_rate
         )
-        note = None
-        if state is None:
+        notes = []
+        if state is None:  # a fresh run: its directory, made by the chief, named to every worker
             monitor, note = Monitor.resolve(experiment.train.monitor, datasets.val is not None)
             state = TrainState.begin(experiment.train.epochs, monitor, first_plateau(trained))
             created = ""
             if placement.is_chief:
-                created = _create(job, split, runs_dir, placed, held).path.name
+                run = RunDir.create(runs_dir, job.name or experiment.name)
+                held.enter_context(run.owned())
+                with removed_on_write_failure(run):
+                    atomic_write_text(run.config, dump_config(experiment))
+                    run.write(split)
+                    run.write(Environment.capture(experiment.seed, placed))
+                created = run.path.name
             # Every worker names the run by the chief's directory (a timestamp is no shared clock).
             run = RunDir(Path(runs_dir) / placement.agree(created, "agreeing on the run directory"))
-            started = f"run directory: {run.path}"
+            notes = [f"run directory: {run.path}", *([note] if note else [])]
         else:
             assert run is not None
             if placement.is_chief:
-                _record_resume(run, job, state, placed)
-            started = f"resuming {run.path} at epoch {state.completed_epochs + 1} of {state.epochs}"
+                environment = job.environment or Environment.capture(experiment.seed)
+                run.write(environment.resumed_at(job.seed, state.completed_epochs, placed))
+            epoch = state.completed_epochs + 1
+            notes = [f"resuming {run.path} at epoch {epoch} of {state.epochs}"]
         with workspace(run, placement, console) as work:
             fresh = job.run is None and placement.is_chief
             with removed_on_write_failure(work if fresh else None):
                 state.save(work)
                 write_history(work, state)
-            console.note(started)
-            if note:
+            for note in notes:
                 console.note(note)
             progress_bar = sys.stdout.isatty()  # Keras draws its bar on stdout
             epochs = state.epochs
@@ -265,53 +272,18 @@ def fit(
                     state,
                     placement,
                     progress_bar=progress_bar,
-                    on_row=None
-                    if progress_bar
-                    else lambda row: console.note(format_row(row, epochs)),
+                    on_row=None if progress_bar else lambda r: console.note(format_row(r, epochs)),
                 )
             except (Interrupted, ConvtrainError) as exc:
                 if progress_bar:
                     click.echo()  # end Keras's half-drawn bar: the message gets a line of its own
                 if isinstance(exc, Interrupted):
                     epoch = min(exc.state.completed_epochs + 1, exc.state.epochs)
-                    console.note(
-                        f"interrupted at epoch {epoch}; resume with: convtrain train --resume {run.path}"
-                    )
+                    resume = f"convtrain train --resume {run.path}"
+                    console.note(f"interrupted at epoch {epoch}; resume with: {resume}")
                     raise SystemExit(130) from None
                 raise
     return run, state, placement.is_chief
-
-
-def _create(job: Job, split: Split, runs_dir: str, placed: Distribution, held: ExitStack) -> RunDir:
-    """The chief's new run directory, held, with the config, split and environment it trains."""
-    run = RunDir.create(runs_dir, job.name or job.experiment.name)
-    held.enter_context(run.owned())
-    with removed_on_write_failure(run):
-        atomic_write_text(run.config, dump_config(job.experiment))
-        run.write(split)
-        run.write(Environment.capture(job.experiment.seed, placed))
-    return run
-
-
-@contextmanager
-def removed_on_write_failure(run: RunDir | None) -> Iterator[None]:
-    """A new run directory the disk could not take up to its first state.json has nothing to resume."""
-    try:
-        yield
-    except WriteFailed:
-        if run is not None:
-            shutil.rmtree(run.path, ignore_errors=True)
-        raise
-
-
-def _record_resume(run: RunDir, job: Job, state: TrainState, placed: Distribution) -> None:
-    environment = job.environment or Environment.capture(job.experiment.seed)
-    environment.resumed.append(
-        Resumed(
-            **session(), seed=job.seed, completed_epochs=state.completed_epochs, distribute=placed
-        )
-    )
-    run.write(environment)
 
 
 def finish(

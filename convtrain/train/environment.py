@@ -66,6 +66,15 @@ class Environment(Record):
     resumed: list[Resumed] = []
     distribute: Distribution | None = None
 
+    def resumed_at(
+        self, seed: int, completed_epochs: int, distribute: Distribution | None
+    ) -> Environment:
+        """The record with this resume (now, by this process) added."""
+        resume = Resumed(
+            **session(), seed=seed, completed_epochs=completed_epochs, distribute=distribute
+        )
+        return self.model_copy(update={"resumed": [*self.resumed, resume]})
+
     @classmethod
     def capture(cls, seed: int, distribute: Distribution | None = None) -> Environment:
         # TensorFlow takes seconds to import: only when an environment is captured, after the

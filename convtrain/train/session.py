@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from convtrain.config.schema import Experiment
 from convtrain.data.pipeline import Datasets
-from convtrain.errors import ConvtrainError
+from convtrain.errors import ConvtrainError, WriteFailed
 from convtrain.history import Row
 from convtrain.model.build import build_model
 from convtrain.model.fused_bn import fuse_batch_norm
@@ -106,6 +106,17 @@ def workspace(run: RunDir, placement: Placement, reporter: Reporter = QUIET) -> 
         yield RunDir(scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+@contextmanager
+def removed_on_write_failure(run: RunDir | None) -> Iterator[None]:
+    """A new run directory the disk could not take up to its first state.json has nothing to resume."""
+    try:
+        yield
+    except WriteFailed:
+        if run is not None:
+            shutil.rmtree(run.path, ignore_errors=True)
+        raise
 
 
 def fit_placed(
