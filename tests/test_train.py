@@ -421,3 +421,34 @@ def test_resume_after_a_kill_during_the_evaluation_writes_the_reports(
 
     again = cli("train", "--resume", str(run.path), capsys=capsys)
     assert again[0] == 2 and "nothing to resume, the run completed 2 of 2 epochs" in again[2]
+
+
+def test_the_config_is_validated_once_and_planned_once(
+    env, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """Today's train loads the config once and plans the model once, with the classes the data
+    has (3 here, not the 101 a config with `data.classes: all` would be assumed to have)."""
+    import convtrain.commands.common as common
+    from convtrain.config.schema import Experiment
+
+    validated, planned = [], []
+    real_validate, real_plan = Experiment.model_validate.__func__, common.plan_model
+
+    def model_validate(cls, *args, **kwargs):
+        validated.append(cls)
+        return real_validate(cls, *args, **kwargs)
+
+    def plan_model(experiment, num_classes):
+        planned.append(num_classes)
+        return real_plan(experiment, num_classes)
+
+    monkeypatch.setattr(Experiment, "model_validate", classmethod(model_validate))
+    monkeypatch.setattr(common, "plan_model", plan_model)
+    config = write_config(tmp_path / "cfg.yaml", epochs=1)
+    raw = yaml.safe_load(config.read_text())
+    raw["data"]["classes"] = "all"
+    config.write_text(yaml.safe_dump(raw))
+    code, out, err = cli("train", str(config), "--runs-dir", str(tmp_path / "runs"), capsys=capsys)
+    assert code == 0, err
+    assert validated == [Experiment] and planned == [3]
+    assert "3 classes" in out
