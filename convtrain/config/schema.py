@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from convtrain.config.layers import LayerSpec, Pair
+from convtrain.config.sweep import SweepConfig  # the sweep section lives in its own module
 
 Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
 PositiveFloat = Annotated[float, Field(gt=0.0)]
@@ -252,14 +253,6 @@ class DistributeConfig(Section):
     cpu_devices: Annotated[int, Field(ge=1, le=64)] = 1
     # Seconds a multi-worker run waits for the other workers (start-up, each step) before failing.
     timeout: Annotated[float, Field(gt=0.0)] = 300.0
-
-
-class SweepConfig(Section):
-    """`convtrain sweep` axes declared in the config (the CLI's --grid and --random add to them)."""
-
-    # dotted config path (as for --set) -> the values to try
-    grid: Annotated[dict[str, Annotated[list[Any], Field(min_length=1)]], Field(min_length=1)]
-    random: PositiveInt | None = None  # sample this many combinations instead of all of them
 
 
 # --- experiment -----------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from convtrain.config.schema import Experiment
 from convtrain.errors import ConvtrainError
 from convtrain.io import atomic_write_json, atomic_write_text
 from convtrain.rundir import RunDir
+from convtrain.search.hook import study_callbacks
 from convtrain.tfquiet import import_tensorflow
 from convtrain.train import checkpoints, distribute
 from convtrain.train.distribute import Cluster, Placement
@@ -209,7 +210,10 @@ def _fit(
                 trained,
                 work,
                 state,
-                extra_callbacks=distribute.watchdog_callback(placement),
+                extra_callbacks=[
+                    *distribute.watchdog_callback(placement),
+                    *study_callbacks(),  # convtrain sweep: epochs reported to the study, pruning
+                ],
             )
     except distribute.peer_errors() as exc:
         if placement.cluster is None or not placement.multi_worker:
