@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -18,17 +19,20 @@ import optuna
 from convtrain.errors import ConvtrainError
 from convtrain.search import storage as storages
 from convtrain.search.hook import ENV_STORAGE, ENV_STUDY, ENV_TRIAL
+from convtrain.search.hparams import write_experiment, write_session
 from convtrain.search.samplers import make_pruner
 
 
 class StudyReporter(keras.callbacks.Callback):
-    def __init__(self, study: Any, trial_id: int, monitor: str) -> None:
+    def __init__(
+        self, study: Any, trial_id: int, monitor: str, tensorboard: Path | None = None
+    ) -> None:
         super().__init__()
-        self.study, self.monitor = study, monitor
+        self.study, self.monitor, self.tensorboard = study, monitor, tensorboard
         self.trial = optuna.trial.Trial(study, trial_id)
 
     @classmethod
-    def from_env(cls) -> StudyReporter:
+    def from_env(cls, tensorboard: Path | None = None) -> StudyReporter:
         url, name = os.environ[ENV_STORAGE], os.environ[ENV_STUDY]
         store = storages.open_storage(url, retry=False)
         with storages.optuna_quiet():
@@ -37,7 +41,7 @@ class StudyReporter(keras.callbacks.Callback):
                 raise ConvtrainError(f"study {name}: not a convtrain sweep (no record)")
             pruner = make_pruner(record["prune"], int(record["epochs"]))
             study = optuna.load_study(study_name=name, storage=store, pruner=pruner)
-        return cls(study, int(os.environ[ENV_TRIAL]), record["monitor"])
+        return cls(study, int(os.environ[ENV_TRIAL]), record["monitor"], tensorboard)
 
     def _prune(self, epoch: int) -> None:
         with storages.optuna_quiet():
@@ -46,10 +50,14 @@ class StudyReporter(keras.callbacks.Callback):
                 self.model.stop_training = True
 
     def on_train_begin(self, logs: dict | None = None) -> None:
+        frozen = self.study._storage.get_trial(self.trial._trial_id)
+        # Once per run: a resumed trial has its session already.
+        if self.tensorboard is not None and not any(self.tensorboard.glob("events.out.tfevents.*")):
+            write_session(self.tensorboard, frozen, f"trial {frozen.number}")
+            write_experiment(self.tensorboard.parent.parent.parent, frozen)  # SWEEP_DIR/trials/<run>/
         # A resumed trial already reported its epochs: it may be pruned before training again.
-        reported = self.study._storage.get_trial(self.trial._trial_id).intermediate_values
-        if reported:
-            self._prune(max(reported))
+        if frozen.intermediate_values:
+            self._prune(max(frozen.intermediate_values))
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         value = (logs or {}).get(self.monitor)

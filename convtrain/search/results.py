@@ -51,10 +51,15 @@ def train_command(sweep_dir: Path, record: SweepRecord, trial: Any) -> str:
     return f"convtrain train {shlex.quote(str(sweep_dir / 'base.yaml'))} {args}".rstrip()
 
 
+def _param(value: Any) -> Any:
+    """A sampled float in 4 significant digits (a learning rate of 2.7e-05 is not 0.0000)."""
+    return f"{value:.4g}" if isinstance(value, float) else value
+
+
 def _duration(trial: Any) -> float | None:
     if trial.datetime_start is None or trial.datetime_complete is None:
         return None
-    return round((trial.datetime_complete - trial.datetime_start).total_seconds(), 1)
+    return f"{(trial.datetime_complete - trial.datetime_start).total_seconds():.1f}"
 
 
 def trials_table(study: Any, record: SweepRecord) -> tuple[list[str], list[list[Any]]]:
@@ -74,7 +79,7 @@ def trials_table(study: Any, record: SweepRecord) -> tuple[list[str], list[list[
             note = f"pruned after epoch {a.get('pruned_at_epoch', a.get('epochs'))}"
         rows.append(
             [t.number, STATES.get(t.state, t.state.name.lower()), t.value,
-             *(t.params.get(k) for k in keys),
+             *(_param(t.params.get(k)) for k in keys),
              a.get("epochs"), _duration(t), a.get("params"), a.get("macs"),
              a.get(f"{split}_accuracy"), a.get(f"{split}_mean_per_class_accuracy"),
              Path(a["run_dir"]).name if a.get("run_dir") else None, note]

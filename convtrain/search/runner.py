@@ -13,8 +13,10 @@ import ctypes
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,10 +131,31 @@ def _launch(ctx: Context, trial: optuna.Trial, cmd: list[str], slot: int, log: P
     return proc.returncode, last
 
 
+def _wait_for_owner(run: Path, seconds: float = 60.0) -> None:
+    """A killed sweep's trial process dies of its parent's death signal: let it finish dying."""
+    try:
+        owner = json.loads((run / "state.json").read_text(encoding="utf-8")).get("owner") or {}
+    except (OSError, ValueError):
+        return
+    pid = owner.get("pid")
+    if not isinstance(pid, int) or owner.get("hostname") != socket.gethostname():
+        return
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return
+        if state in ("Z", "X"):
+            return
+        time.sleep(0.1)
+
+
 def _command(ctx: Context, name: str, sets: list[str], slot: int) -> list[str]:
     cmd = [sys.executable, "-m", "convtrain", "train"]
     run = find_run(ctx, name)
     if run is not None and (run / "state.json").is_file():
+        _wait_for_owner(run)
         return [*cmd, "--resume", str(run)]
     args = [a for s in [*ctx.overrides, *sets, *ctx.slot_sets(slot)] for a in ("--set", s)]
     return [*cmd, str(ctx.base), *args, "--name", name, "--runs-dir", str(ctx.trials_dir)]

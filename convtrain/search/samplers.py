@@ -16,7 +16,7 @@ from optuna.samplers._lazy_random_state import LazyRandomState
 # The median pruner's rules: the first trials always finish (there is no median without
 # them), and no trial is judged on its first epoch (too noisy to stop anything on).
 MEDIAN_STARTUP_TRIALS = 2
-MEDIAN_WARMUP_EPOCHS = 1
+MEDIAN_WARMUP_EPOCHS = 2  # the earliest epoch a trial is judged on
 # Successive halving (ASHA) and Hyperband: rungs at 1, 3, 9, ... epochs, a third promoted.
 REDUCTION_FACTOR = 3
 MIN_EPOCHS = 1
