@@ -8,6 +8,7 @@ on; the trainer then saves and evaluates what it has, as for early stopping.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from pathlib import Path
@@ -23,16 +24,21 @@ from convtrain.search.hparams import write_experiment, write_session
 from convtrain.search.samplers import make_pruner
 
 
+def _history(run: Path) -> list[dict[str, Any]]:
+    try:
+        return json.loads((run / "state.json").read_text(encoding="utf-8")).get("history", [])
+    except (OSError, ValueError):
+        return []
+
+
 class StudyReporter(keras.callbacks.Callback):
-    def __init__(
-        self, study: Any, trial_id: int, monitor: str, tensorboard: Path | None = None
-    ) -> None:
+    def __init__(self, study: Any, trial_id: int, monitor: str, run: Path | None = None) -> None:
         super().__init__()
-        self.study, self.monitor, self.tensorboard = study, monitor, tensorboard
+        self.study, self.monitor, self.run = study, monitor, run
         self.trial = optuna.trial.Trial(study, trial_id)
 
     @classmethod
-    def from_env(cls, tensorboard: Path | None = None) -> StudyReporter:
+    def from_env(cls, run: Path | None = None) -> StudyReporter:
         url, name = os.environ[ENV_STORAGE], os.environ[ENV_STUDY]
         store = storages.open_storage(url, retry=False)
         with storages.optuna_quiet():
@@ -41,7 +47,7 @@ class StudyReporter(keras.callbacks.Callback):
                 raise ConvtrainError(f"study {name}: not a convtrain sweep (no record)")
             pruner = make_pruner(record["prune"], int(record["epochs"]))
             study = optuna.load_study(study_name=name, storage=store, pruner=pruner)
-        return cls(study, int(os.environ[ENV_TRIAL]), record["monitor"], tensorboard)
+        return cls(study, int(os.environ[ENV_TRIAL]), record["monitor"], run)
 
     def _prune(self, epoch: int) -> None:
         with storages.optuna_quiet():
@@ -51,13 +57,23 @@ class StudyReporter(keras.callbacks.Callback):
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         frozen = self.study._storage.get_trial(self.trial._trial_id)
+        if self.run is None:
+            return
+        board = self.run / "tensorboard"
         # Once per run: a resumed trial has its session already.
-        if self.tensorboard is not None and not any(self.tensorboard.glob("events.out.tfevents.*")):
-            write_session(self.tensorboard, frozen, f"trial {frozen.number}")
-            write_experiment(self.tensorboard.parent.parent.parent, frozen)  # SWEEP_DIR/trials/<run>/
-        # A resumed trial already reported its epochs: it may be pruned before training again.
-        if frozen.intermediate_values:
-            self._prune(max(frozen.intermediate_values))
+        if not any(board.glob("events.out.tfevents.*")):
+            write_session(board, frozen, f"trial {frozen.number}")
+            write_experiment(self.run.parent.parent, frozen)  # the run is SWEEP_DIR/trials/<run>
+        # A resumed run: every committed epoch is reported (a kill can fall between an epoch's
+        # commit and its report), then the pruner may stop it before it trains again.
+        done = [r for r in _history(self.run) if r.get("epoch") not in frozen.intermediate_values]
+        with storages.optuna_quiet():
+            for row in done:
+                value = row.get(self.monitor)
+                if isinstance(value, (int, float)) and math.isfinite(value):
+                    self.trial.report(float(value), step=int(row["epoch"]))
+        if frozen.intermediate_values or done:
+            self._prune(max([*frozen.intermediate_values, *(int(r["epoch"]) for r in done)]))
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         value = (logs or {}).get(self.monitor)

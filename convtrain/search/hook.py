@@ -14,10 +14,10 @@ from typing import Any
 ENV_STORAGE, ENV_STUDY, ENV_TRIAL = "CONVTRAIN_STUDY_STORAGE", "CONVTRAIN_STUDY", "CONVTRAIN_TRIAL"
 
 
-def study_callbacks(tensorboard: Path | None = None) -> list[Any]:
-    """[StudyReporter] in a sweep's trial process, else []; `tensorboard`: the run's folder."""
+def study_callbacks(run: Path | None = None) -> list[Any]:
+    """[StudyReporter] in a sweep's trial process, else []; `run`: the run directory."""
     if not os.environ.get(ENV_TRIAL):
         return []
     from convtrain.search.callback import StudyReporter
 
-    return [StudyReporter.from_env(tensorboard)]
+    return [StudyReporter.from_env(run)]

@@ -4,7 +4,7 @@ Each sweep process holds an flock on its own file in SWEEP_DIR/locks/ for as lon
 every trial it runs names that file. The kernel releases the lock when the process dies, even
 by kill -9, so a RUNNING trial whose owner's lock can be taken is stale. Database storages add
 Optuna's heartbeat for trials whose owner ran on another machine. A stale trial is failed and
-retried by Optuna's RetryFailedTrialCallback: the retry keeps the params, user attributes and
+retried by Optuna's RetryHeartbeatStaleTrialCallback: the retry keeps the params, user attributes and
 reported epochs, and resumes the trial's run directory from its checkpoint.
 """
 
@@ -61,10 +61,10 @@ def _dead(lock: str) -> bool:
 
 def retry(study: Any, trial: Any, limit: int | None = storages.MAX_RETRY) -> bool:
     """Enqueue a copy of `trial` (Optuna's retry callback); False when its retries are used up."""
-    from optuna.storages import RetryFailedTrialCallback
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
 
     before = len(study.get_trials(deepcopy=False))
-    RetryFailedTrialCallback(limit, inherit_intermediate_values=True)(study, trial)
+    RetryHeartbeatStaleTrialCallback(limit, inherit_intermediate_values=True)(study, trial)
     return len(study.get_trials(deepcopy=False)) > before
 
 

@@ -10,6 +10,7 @@ is seen as stale by the processes of the other machines and retried.
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ GRACE_S = 90
 # every time is then failed for good, not retried forever).
 MAX_RETRY = 3
 _SCHEMES = ("postgresql", "mysql", "sqlite", "journal")
-_DRIVERS = {"postgresql": ("psycopg2", "convtrain[postgres]"), "mysql": ("pymysql", "pymysql")}
+_DRIVERS = {"postgresql": ("psycopg", "convtrain[postgres]"), "mysql": ("pymysql", "pymysql")}
 
 
 def default_url(sweep_dir: Path) -> str:
@@ -48,6 +49,18 @@ def check_url(url: str) -> str:
     return url
 
 
+def with_driver(url: str) -> str:
+    """postgresql:// is SQLAlchemy's psycopg (3); an installed psycopg2 serves when it is not."""
+    if url.startswith("postgresql://"):
+        for module, dialect in (("psycopg", "postgresql+psycopg"), ("psycopg2", "postgresql+psycopg2")):
+            try:
+                __import__(module)
+            except ImportError:
+                continue
+            return dialect + url.removeprefix("postgresql")
+    return url
+
+
 def _driver_missing(url: str) -> str | None:
     name = scheme(url)
     if name not in _DRIVERS:
@@ -66,7 +79,7 @@ def _driver_missing(url: str) -> str | None:
 def open_storage(url: str, retry: bool = True) -> Any:
     """The Optuna storage of a URL; a one-line ConvtrainError when it cannot be opened."""
     import optuna
-    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
     check_url(url)
@@ -77,23 +90,30 @@ def open_storage(url: str, retry: bool = True) -> Any:
             return JournalStorage(JournalFileBackend(str(path)))
         except OSError as exc:
             raise ConvtrainError(f"{path}: cannot open the study journal ({exc.strerror})") from None
-    problem = _driver_missing(url)
+    problem = _driver_missing(with_driver(url))
     if problem:
         raise ConvtrainError(f"--storage {masked(url)}: {problem}")
-    callback = RetryFailedTrialCallback(MAX_RETRY, inherit_intermediate_values=True)
-    try:
-        with optuna_quiet():
-            return RDBStorage(
-                url,
-                heartbeat_interval=HEARTBEAT_S,
-                grace_period=GRACE_S,
-                failed_trial_callback=callback if retry else None,
-                engine_kwargs={"pool_pre_ping": True},
-            )
-    except Exception as exc:  # noqa: BLE001 - SQLAlchemy's and the drivers' errors have no common base
-        first = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-        reason = first[0] if first else type(exc).__name__
-        raise ConvtrainError(f"--storage {masked(url)}: cannot open the study ({reason})") from None
+    last = ""
+    # Processes starting together on a new database race to create Optuna's tables: the
+    # losers' CREATE fails once the tables exist, and opening again then succeeds.
+    for attempt in range(5):
+        try:
+            with optuna_quiet():
+                callback = RetryHeartbeatStaleTrialCallback(MAX_RETRY, inherit_intermediate_values=True)
+                return RDBStorage(
+                    with_driver(url),
+                    heartbeat_interval=HEARTBEAT_S,
+                    grace_period=GRACE_S,
+                    heartbeat_stale_trial_callback=callback if retry else None,
+                    engine_kwargs={"pool_pre_ping": True},
+                )
+        except Exception as exc:  # noqa: BLE001 - SQLAlchemy's and the drivers' errors share no base
+            first = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+            last = first[0] if first else type(exc).__name__
+            if "already exists" not in last and "duplicate key" not in last:
+                break
+            time.sleep(0.2 * (attempt + 1))
+    raise ConvtrainError(f"--storage {masked(url)}: cannot open the study ({last})")
 
 
 class optuna_quiet:

@@ -212,7 +212,7 @@ def _fit(
                 state,
                 extra_callbacks=[
                     *distribute.watchdog_callback(placement),
-                    *study_callbacks(work.tensorboard),  # convtrain sweep: report epochs, prune
+                    *study_callbacks(work.path),  # convtrain sweep: report epochs, prune
                 ],
             )
     except distribute.peer_errors() as exc:
