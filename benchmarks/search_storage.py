@@ -36,7 +36,9 @@ def _worker(kind: str, folder: str, trials: int, epochs: int, out: mp.Queue) -> 
     errors: list[str] = []
     done = 0
     study = optuna.load_study(
-        study_name="bench", storage=_storage(kind, Path(folder)), pruner=optuna.pruners.MedianPruner()
+        study_name="bench",
+        storage=_storage(kind, Path(folder)),
+        pruner=optuna.pruners.MedianPruner(),
     )
     for _ in range(trials):
         try:
@@ -57,7 +59,9 @@ def measure(kind: str, processes: int, trials: int, epochs: int) -> dict:
 
     folder = Path(tempfile.mkdtemp(prefix=f"storage-{kind}-"))
     try:
-        optuna.create_study(study_name="bench", storage=_storage(kind, folder), direction="maximize")
+        optuna.create_study(
+            study_name="bench", storage=_storage(kind, folder), direction="maximize"
+        )
         out: mp.Queue = mp.get_context("spawn").Queue()
         ctx = mp.get_context("spawn")
         start = time.perf_counter()

@@ -225,9 +225,14 @@ def predict(run_dir: str, images: tuple[str, ...], top_k: int, fmt: str, checkpo
     default=None,
     help="Optuna sampler (default: grid, or tpe for a search).",
 )
-@click.option("--trials", type=click.IntRange(1), default=None, help="The study's budget of trials.")
 @click.option(
-    "--timeout", default=None, metavar="DURATION", help="Start no trial after this long (90s, 30m, 2h)."
+    "--trials", type=click.IntRange(1), default=None, help="The study's budget of trials."
+)
+@click.option(
+    "--timeout",
+    default=None,
+    metavar="DURATION",
+    help="Start no trial after this long (90s, 30m, 2h).",
 )
 @click.option(
     "--prune",
@@ -249,7 +254,9 @@ def predict(run_dir: str, images: tuple[str, ...], top_k: int, fmt: str, checkpo
     help="Optuna storage shared by several machines: postgresql://USER@HOST/DB, mysql://..., sqlite:///PATH (default: SWEEP_DIR/study.journal).",
 )
 @click.option(
-    "--study", default=None, help="Study name in the storage (default: the config's name and a digest)."
+    "--study",
+    default=None,
+    help="Study name in the storage (default: the config's name and a digest).",
 )
 @click.option(
     "--sweep-dir",
@@ -275,8 +282,8 @@ def sweep(
     Several processes or machines share a study: run the same command with the same
     --sweep-dir (one machine) or the same --storage URL (several). See docs/experiments.md.
     """
-    from convtrain.search.engine import dry_run as plan_lines
     from convtrain.search.engine import SweepInterrupted, run_sweep
+    from convtrain.search.engine import dry_run as plan_lines
     from convtrain.search.plan import Options
     from convtrain.search.results import summary_lines
 

@@ -74,9 +74,21 @@ def test_two_sweep_processes_share_a_postgresql_study(tmp_path, tiny_data_env, p
     dirs = [tmp_path / "machine-a", tmp_path / "machine-b"]  # as on two machines: no shared files
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "convtrain", "sweep", str(cfg), "--storage", postgres_url,
-             "--sweep-dir", str(d)],
-            env=tiny_data_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "convtrain",
+                "sweep",
+                str(cfg),
+                "--storage",
+                postgres_url,
+                "--sweep-dir",
+                str(d),
+            ],
+            env=tiny_data_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )  # fmt: skip
         for d in dirs
     ]

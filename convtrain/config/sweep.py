@@ -64,13 +64,17 @@ class Distribution(BaseModel):
                                 ("choice", self.choice)) if v is not None]  # fmt: skip
         if len(kinds) != 1:
             got = " and ".join(kinds) if kinds else "none of them"
-            raise ValueError(f"expected exactly one of float: [lo, hi], int: [lo, hi] or choice: [...], received {got}")
+            raise ValueError(
+                f"expected exactly one of float: [lo, hi], int: [lo, hi] or choice: [...], received {got}"
+            )
         if self.choice is not None:
             if self.log or self.step is not None:
                 raise ValueError("expected no log or step for a choice, received one")
             dupes = sorted({repr(v) for v in self.choice if self.choice.count(v) > 1})
             if dupes:
-                raise ValueError(f"expected distinct choices, received duplicates {', '.join(dupes)}")
+                raise ValueError(
+                    f"expected distinct choices, received duplicates {', '.join(dupes)}"
+                )
             return self
         lo, hi = self.float_range or self.int_range  # type: ignore[misc]
         if not lo < hi:
@@ -105,7 +109,9 @@ class SweepConfig(BaseModel):
     random: Annotated[int, Field(ge=1)] | None = None  # this many of the grid's combinations
     # dotted config path -> the distribution to search
     search: dict[str, Distribution] = {}
-    sampler: Literal["tpe", "random", "grid", "cmaes"] | None = None  # None: grid, or tpe for a search
+    sampler: Literal["tpe", "random", "grid", "cmaes"] | None = (
+        None  # None: grid, or tpe for a search
+    )
     trials: Annotated[int, Field(ge=1)] | None = None  # None: the whole grid
     timeout: float | None = None  # seconds (written 90s, 30m, 2h): no new trial starts after it
     prune: Literal["none", "median", "asha", "hyperband"] = "none"
@@ -118,7 +124,9 @@ class SweepConfig(BaseModel):
     @model_validator(mode="after")
     def _something_to_sweep(self) -> SweepConfig:
         if not self.grid and not self.search:
-            raise ValueError("expected a grid: {KEY: [V1, V2]} or a search: {KEY: DISTRIBUTION}, received neither")
+            raise ValueError(
+                "expected a grid: {KEY: [V1, V2]} or a search: {KEY: DISTRIBUTION}, received neither"
+            )
         both = sorted(set(self.grid) & set(self.search))
         if both:
             raise ValueError(f"{both[0]} is in both grid and search; expected it in one of them")

@@ -28,7 +28,9 @@ def _compare_study(path: Path, sort_by: str, fmt: str, out: str | None) -> Path:
         click.echo(f"note: {note}", err=True)
     click.echo(f"report: {result['page']}", err=True)
     figures = ", ".join(p.name for p in result["figures"])
-    click.echo(f"wrote {out_dir / 'compare.md'}, compare.csv{', ' + figures if figures else ''}", err=True)
+    click.echo(
+        f"wrote {out_dir / 'compare.md'}, compare.csv{', ' + figures if figures else ''}", err=True
+    )
     return out_dir
 
 

@@ -80,5 +80,7 @@ class StudyReporter(keras.callbacks.Callback):
         if value is None or not math.isfinite(float(value)):
             return
         with storages.optuna_quiet():
-            self.trial.report(float(value), step=epoch + 1)  # epochs count from 1, as in history.csv
+            self.trial.report(
+                float(value), step=epoch + 1
+            )  # epochs count from 1, as in history.csv
         self._prune(epoch + 1)

@@ -10,22 +10,24 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from queue import Queue
-from typing import Any, Callable
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
 from convtrain.errors import ConvtrainError
-from convtrain.search import owners, samplers, study as studies
+from convtrain.search import owners, samplers
 from convtrain.search import storage as storages
+from convtrain.search import study as studies
 from convtrain.search.plan import Options, Plan, describe, grid_of, make_plan
 from convtrain.search.resources import Slots
-from convtrain.search.runner import Context, Interrupted, TrialFailed, run_trial
 from convtrain.search.results import configurations
+from convtrain.search.runner import Context, Interrupted, TrialFailed, run_trial
 from convtrain.search.space import assignments
 
 
@@ -50,7 +52,11 @@ def budget_left(study: Any, plan: Plan) -> bool:
     trials = study.get_trials(deepcopy=False)
     if any(t.state == TrialState.WAITING for t in trials):
         return True
-    originals = [t for t in trials if "failed_trial" not in t.system_attrs and not t.user_attrs.get("skipped")]
+    originals = [
+        t
+        for t in trials
+        if "failed_trial" not in t.system_attrs and not t.user_attrs.get("skipped")
+    ]
     return plan.trials is None or len(originals) < plan.trials
 
 
@@ -89,10 +95,15 @@ def dry_run(config: str, overrides: tuple[str, ...], options: Options) -> list[s
     storage = storages.masked(options.storage) if options.storage else f"{sweep_dir}/study.journal"
     lines = describe(plan, options.workers, storage)
     if plan.sampler != "grid":
-        return [*lines, "dry run: nothing trained (every sampled config is validated before it trains)"]
+        return [
+            *lines,
+            "dry run: nothing trained (every sampled config is validated before it trains)",
+        ]
     sampler = samplers.make_sampler("grid", plan.seed, grid_of(plan), plan.trials)
     for i in range(plan.trials or 0):
-        params = dict(zip(sampler._param_names, sampler._all_grids[i], strict=True))  # the order trials take
+        params = dict(
+            zip(sampler._param_names, sampler._all_grids[i], strict=True)
+        )  # the order trials take
         sets = assignments(plan.space, params)
         try:
             n_params, macs = cost(load_config(config, (*overrides, *sets)))
@@ -133,7 +144,9 @@ def run_sweep(
                 owners.retry(study, t, limit=None)
     stale = owners.reclaim(study)
     if stale:
-        echo(f"trials {', '.join(map(str, stale))} lost their process: retried (resumed from their run directories)")
+        echo(
+            f"trials {', '.join(map(str, stale))} lost their process: retried (resumed from their run directories)"
+        )
     slots = Slots(options.workers, plan.experiment.train.threads)
     free: Queue[int] = Queue()
     for i in range(options.workers):
@@ -214,7 +227,8 @@ def _repeat_options(options: Options) -> list[str]:
 
 def _outcome(sweep_dir: Path, study: Any, record: studies.SweepRecord) -> Outcome:
     trials = configurations(study)
-    counts = {s: sum(t.state.name.lower() == s for t in trials) for s in ("complete", "pruned", "fail")}
+    counts = {
+        s: sum(t.state.name.lower() == s for t in trials) for s in ("complete", "pruned", "fail")
+    }
     elsewhere = sum(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials)
     return Outcome(sweep_dir, study, record, counts, elsewhere)
-

@@ -14,7 +14,11 @@ from typing import Any
 
 from optuna.distributions import CategoricalDistribution, IntDistribution
 
-METRICS = (("validation", "epoch_accuracy"), ("validation", "epoch_loss"), ("train", "epoch_accuracy"))
+METRICS = (
+    ("validation", "epoch_accuracy"),
+    ("validation", "epoch_loss"),
+    ("train", "epoch_accuracy"),
+)
 
 
 def _numeric(choices: Any) -> bool:

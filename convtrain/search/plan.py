@@ -71,8 +71,7 @@ class Plan:
             "space": [d.describe() for d in self.space],
             "keys": [d.key for d in self.space],
             "sampler": self.sampler,
-            "prune": self.prune,
-            "trials": self.trials,
+            "prune": self.prune,  # not the budget: a sweep resumed with more trials goes on
             "seed": self.seed,
             "monitor": self.monitor,
         }
@@ -91,7 +90,9 @@ def has_validation(experiment: Experiment) -> bool:
         return False  # train reports the unreadable file itself
 
 
-def _budget(sampler: str, space: list[Dim], trials: int | None, timeout: float | None) -> int | None:
+def _budget(
+    sampler: str, space: list[Dim], trials: int | None, timeout: float | None
+) -> int | None:
     total = grid_size(space)
     if sampler == "grid":
         if total is None:
@@ -147,7 +148,11 @@ def make_plan(config: str, overrides: tuple[str, ...], options: Options) -> Plan
     monitor = experiment.train.monitor
     if searched or sampler != "grid" or prune != "none":
         if not has_validation(experiment) or not monitor.startswith("val_"):
-            what = "no validation split" if not has_validation(experiment) else f"train.monitor {monitor}"
+            what = (
+                "no validation split"
+                if not has_validation(experiment)
+                else f"train.monitor {monitor}"
+            )
             raise ConvtrainError(
                 f"{config}: a search selects on the validation split, never on the test split: "
                 f"expected data.split with val (stratified) or val_per_class (per_class) and "
@@ -171,7 +176,9 @@ def make_plan(config: str, overrides: tuple[str, ...], options: Options) -> Plan
     )
     text = json.dumps(plan.identity(), sort_keys=True, default=str)
     plan.digest = hashlib.sha256(text.encode()).hexdigest()
-    if options.study is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,119}", options.study):
+    if options.study is not None and not re.fullmatch(
+        r"[A-Za-z0-9][A-Za-z0-9_.-]{0,119}", options.study
+    ):
         raise ConvtrainError(
             f"--study: expected letters, digits, '_', '.' or '-' (at most 120), received {options.study!r}"
         )

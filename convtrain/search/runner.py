@@ -31,7 +31,6 @@ from convtrain.search.hook import ENV_STORAGE, ENV_STUDY, ENV_TRIAL
 from convtrain.search.space import Dim, assignments
 
 
-
 class TrialFailed(Exception):
     """The trial's config or process failed; the message is its one-line reason."""
 
@@ -97,7 +96,9 @@ def _die_with_parent() -> None:
         pass
 
 
-def _launch(ctx: Context, trial: optuna.Trial, cmd: list[str], slot: int, log: Path) -> tuple[int, str | None]:
+def _launch(
+    ctx: Context, trial: optuna.Trial, cmd: list[str], slot: int, log: Path
+) -> tuple[int, str | None]:
     env = {
         **os.environ,
         **ctx.slot_env(slot),
@@ -219,5 +220,7 @@ def run_trial(ctx: Context, trial: optuna.Trial, slot: int) -> float:
     if value is None:
         trial.set_user_attr("error", "no value of train.monitor was recorded")
         raise TrialFailed("no value of train.monitor was recorded")
-    ctx.echo(f"trial {trial.number} complete: value {value:.4f} after {attrs['epochs']} epochs ({run.name})")
+    ctx.echo(
+        f"trial {trial.number} complete: value {value:.4f} after {attrs['epochs']} epochs ({run.name})"
+    )
     return float(value)

@@ -101,9 +101,7 @@ def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
             n_startup_trials=MEDIAN_STARTUP_TRIALS, n_warmup_steps=MEDIAN_WARMUP_EPOCHS
         )
     if name == "asha":
-        return p.SuccessiveHalvingPruner(
-            min_resource=MIN_EPOCHS, reduction_factor=REDUCTION_FACTOR
-        )
+        return p.SuccessiveHalvingPruner(min_resource=MIN_EPOCHS, reduction_factor=REDUCTION_FACTOR)
     if name == "hyperband":
         return p.HyperbandPruner(
             min_resource=MIN_EPOCHS, max_resource=epochs, reduction_factor=REDUCTION_FACTOR

@@ -52,7 +52,10 @@ def check_url(url: str) -> str:
 def with_driver(url: str) -> str:
     """postgresql:// is SQLAlchemy's psycopg (3); an installed psycopg2 serves when it is not."""
     if url.startswith("postgresql://"):
-        for module, dialect in (("psycopg", "postgresql+psycopg"), ("psycopg2", "postgresql+psycopg2")):
+        for module, dialect in (
+            ("psycopg", "postgresql+psycopg"),
+            ("psycopg2", "postgresql+psycopg2"),
+        ):
             try:
                 __import__(module)
             except ImportError:
@@ -78,7 +81,6 @@ def _driver_missing(url: str) -> str | None:
 
 def open_storage(url: str, retry: bool = True) -> Any:
     """The Optuna storage of a URL; a one-line ConvtrainError when it cannot be opened."""
-    import optuna
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
@@ -89,7 +91,9 @@ def open_storage(url: str, retry: bool = True) -> Any:
             path.parent.mkdir(parents=True, exist_ok=True)
             return JournalStorage(JournalFileBackend(str(path)))
         except OSError as exc:
-            raise ConvtrainError(f"{path}: cannot open the study journal ({exc.strerror})") from None
+            raise ConvtrainError(
+                f"{path}: cannot open the study journal ({exc.strerror})"
+            ) from None
     problem = _driver_missing(with_driver(url))
     if problem:
         raise ConvtrainError(f"--storage {masked(url)}: {problem}")
@@ -99,7 +103,9 @@ def open_storage(url: str, retry: bool = True) -> Any:
     for attempt in range(5):
         try:
             with optuna_quiet():
-                callback = RetryHeartbeatStaleTrialCallback(MAX_RETRY, inherit_intermediate_values=True)
+                callback = RetryHeartbeatStaleTrialCallback(
+                    MAX_RETRY, inherit_intermediate_values=True
+                )
                 return RDBStorage(
                     with_driver(url),
                     heartbeat_interval=HEARTBEAT_S,

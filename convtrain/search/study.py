@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import fcntl
 import json
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -116,7 +117,7 @@ def prepare(plan: Plan, sweep_dir: Path, storage: str | None, study: str | None)
             if record.digest != plan.digest or given != (record.study, record.storage):
                 raise ConvtrainError(
                     f"{sweep_dir}: this sweep directory holds another sweep (study {record.study}: "
-                    f"another config, --set, space, sampler, pruner, budget, --study or --storage); "
+                    f"another config, --set, space, sampler, pruner, --study or --storage); "
                     f"expected the same ones to resume it, or a new --sweep-dir"
                 )
             return record
