@@ -123,9 +123,8 @@ def main() -> None:
         trials *= len(v)
     started = datetime.now(timezone.utc)
     load = os.getloadavg()
-    _sweep(
-        [*grid, "--sampler", "grid", *common, "--sweep-dir", str(work / "grid")], work / "grid.log"
-    )
+    grid_args = [*grid, "--sampler", "grid", "--prune", "none", *common]  # every trial in full
+    _sweep([*grid_args, "--sweep-dir", str(work / "grid")], work / "grid.log")
     _sweep(
         [*search, "--sampler", "tpe", "--prune", "asha", "--trials", str(trials), *common,
          "--sweep-dir", str(work / "search")],

@@ -8,6 +8,7 @@ first. The budget (`trials`) counts configurations in the study, whichever proce
 
 from __future__ import annotations
 
+import shlex
 import signal
 import threading
 from collections.abc import Callable
@@ -183,6 +184,8 @@ def run_sweep(
             study.stop()
 
     def interrupt(_signum: int, _frame: Any) -> None:
+        if stop.is_set():
+            return  # the trial processes are settling their runs: let them finish
         stop.set()
         for proc in list(ctx.running.values()):
             proc.send_signal(signal.SIGINT)  # each trial process settles its run, exits 130
@@ -210,12 +213,14 @@ def run_sweep(
             f"interrupted; the trials in progress are kept and resume with the same command: "
             f"convtrain sweep {config} --sweep-dir {sweep_dir}"
             + "".join(f" {o}" for o in _repeat_options(options))
+            + "".join(f" --set {shlex.quote(o)}" for o in overrides)
         )
     return _outcome(sweep_dir, study, record)
 
 
 def _repeat_options(options: Options) -> list[str]:
-    out = [f"--grid '{g}'" for g in options.grid] + [f"--search '{s}'" for s in options.search]
+    out = [f"--grid {shlex.quote(g)}" for g in options.grid]
+    out += [f"--search {shlex.quote(s)}" for s in options.search]
     for flag, value in (("--random", options.random), ("--sampler", options.sampler),
                         ("--trials", options.trials), ("--timeout", options.timeout),
                         ("--prune", options.prune), ("--storage", options.storage),

@@ -64,7 +64,8 @@ def retry(study: Any, trial: Any, limit: int | None = storages.MAX_RETRY) -> boo
     from optuna.storages import RetryHeartbeatStaleTrialCallback
 
     before = len(study.get_trials(deepcopy=False))
-    RetryHeartbeatStaleTrialCallback(limit, inherit_intermediate_values=True)(study, trial)
+    with storages.optuna_quiet():
+        RetryHeartbeatStaleTrialCallback(limit, inherit_intermediate_values=True)(study, trial)
     return len(study.get_trials(deepcopy=False)) > before
 
 

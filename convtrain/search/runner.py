@@ -197,6 +197,8 @@ def run_trial(ctx: Context, trial: optuna.Trial, slot: int) -> float:
     trial.set_user_attr("macs", macs)
     log = ctx.sweep_dir / "logs" / f"{name}.log"
     ctx.echo(f"trial {trial.number} started: {' '.join(sets)} ({name}, log {log})")
+    if ctx.stopping():  # Ctrl-C came while this trial was being asked for: it runs next time
+        raise Interrupted(f"trial {trial.number} interrupted before it started")
     for attempt in range(storages.MAX_RETRY + 1):
         code, last = _launch(ctx, trial, _command(ctx, name, sets, slot), slot, log)
         if code >= 0 or ctx.stopping() or attempt == storages.MAX_RETRY:
