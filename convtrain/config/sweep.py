@@ -23,7 +23,14 @@ import math
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 SAMPLERS = ("tpe", "random", "grid", "cmaes")
 PRUNERS = ("none", "median", "asha", "hyperband")
@@ -86,6 +93,12 @@ class Distribution(BaseModel):
         if self.int_range is not None and self.step is not None and self.step != int(self.step):
             raise ValueError(f"expected an integer step for an int range, received {self.step}")
         return self
+
+    @model_serializer(mode="wrap")
+    def _as_written(self, handler: Any) -> dict[str, Any]:
+        """`{float: [lo, hi], log: true}` as the user wrote it, not every unset field."""
+        data = handler(self)
+        return {k: v for k, v in data.items() if v is not None and not (k == "log" and not v)}
 
     @property
     def kind(self) -> str:
