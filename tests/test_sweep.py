@@ -236,9 +236,7 @@ def test_kill_9_of_one_sweep_process_its_trial_is_resumed_by_the_other(tmp_path,
 
     def running(proc: subprocess.Popen, epochs: int):
         for t in study_of(sweep_dir)[0].get_trials(deepcopy=False):
-            if t.state.name == "RUNNING" and t.user_attrs.get("owner", "").endswith(
-                f"-{proc.pid}.lock"
-            ):
+            if t.state.name == "RUNNING" and f"-{proc.pid}-" in t.user_attrs.get("owner", ""):
                 runs = list(
                     (sweep_dir / "trials").glob(f"{t.user_attrs['run_name']}-*/history.csv")
                 )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
+import time
 from pathlib import Path
 from typing import IO, Any
 
@@ -25,7 +26,9 @@ class Owner:
     """This process's lock, held from `acquire` until `release` (or death)."""
 
     def __init__(self, sweep_dir: Path) -> None:
-        self.path = (sweep_dir / "locks" / f"{HOST}-{os.getpid()}.lock").resolve()
+        # The start time too: a pid reused by a later process must not adopt a dead one's trials.
+        name = f"{HOST}-{os.getpid()}-{time.time_ns()}.lock"
+        self.path = (sweep_dir / "locks" / name).resolve()
         self._fh: IO[str] | None = None
 
     def acquire(self) -> None:
