@@ -236,10 +236,9 @@ def test_kill_9_of_one_sweep_process_its_trial_is_resumed_by_the_other(tmp_path,
 
     def running(proc: subprocess.Popen, epochs: int):
         for t in study_of(sweep_dir)[0].get_trials(deepcopy=False):
-            if t.state.name == "RUNNING" and f"-{proc.pid}-" in t.user_attrs.get("owner", ""):
-                runs = list(
-                    (sweep_dir / "trials").glob(f"{t.user_attrs['run_name']}-*/history.csv")
-                )
+            name = t.user_attrs.get("run_name")  # set just after the owner
+            if t.state.name == "RUNNING" and name and f"-{proc.pid}-" in t.user_attrs["owner"]:
+                runs = list((sweep_dir / "trials").glob(f"{name}-*/history.csv"))
                 if epochs == 0 or (runs and len(runs[0].read_text().splitlines()) > epochs):
                     return t.number, runs[0].parent if runs else None
         return None
