@@ -118,7 +118,7 @@ def collect(paths: list[str]) -> list[RunSummary]:
     """Run directories named directly, or every completed trial of a sweep directory."""
     dirs: list[Path] = []
     for p in map(Path, paths):
-        if (p / "sweep.json").is_file():
+        if (p / "sweep.json").is_file() or (p / "study.json").is_file():  # a sweep: its trials
             trials = sorted(q.parent for q in (p / "trials").glob("*/reports/metrics.json"))
             dirs.extend(q.parent for q in trials)
         else:

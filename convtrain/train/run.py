@@ -21,6 +21,7 @@ from convtrain.config.schema import Experiment
 from convtrain.errors import ConvtrainError, WriteFailed
 from convtrain.io import atomic_write_json, atomic_write_text
 from convtrain.rundir import RunDir
+from convtrain.search.hook import study_callbacks
 from convtrain.tfquiet import import_tensorflow
 from convtrain.train import checkpoints, distribute
 from convtrain.train.distribute import Cluster, Placement
@@ -225,7 +226,10 @@ def _fit(
                 trained,
                 work,
                 state,
-                extra_callbacks=distribute.watchdog_callback(placement),
+                extra_callbacks=[
+                    *distribute.watchdog_callback(placement),
+                    *study_callbacks(work.path),  # convtrain sweep: report epochs, prune
+                ],
             )
     except distribute.peer_errors() as exc:
         if placement.cluster is None or not placement.multi_worker:
