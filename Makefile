@@ -11,7 +11,7 @@ DATA_DIR ?= data/caltech-101
 ARCHIVE ?= $(firstword $(wildcard ../shared/datasets/caltech-101/101_ObjectCategories.tar.gz))
 SOURCE_FLAG := $(if $(ARCHIVE),--source $(ARCHIVE),)
 
-.PHONY: install test lint train evaluate inspect data bench sweeps guide clean
+.PHONY: install test lint train evaluate inspect data bench bench-search sweeps guide clean
 
 install: $(STAMP)
 
@@ -44,6 +44,13 @@ inspect: install
 # BENCH_ARGS=--quick for a few minutes; the full run takes under 20 (docs/performance.md).
 bench: data
 	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
+
+# Does a pruned search (TPE + ASHA) find the full grid's best for a third of its epochs?
+# configs/sweeps/search.yaml's question; resumable (runs/bench-search/); SEARCH_ARGS=--quick
+# checks it in a few minutes, the full run takes hours (docs/performance.md).
+SEARCH_ARGS ?=
+bench-search: data
+	$(BIN)/python benchmarks/search_bench.py $(SEARCH_ARGS)
 
 # The Conv2D guide (docs/conv2d-guide.md): every example sweep, run on the real data into
 # runs/sweeps/<name> (a sweep already there resumes, finished trials are kept), then compared

@@ -32,7 +32,6 @@ from convtrain.data.verify import MARKER_NAME, Marker
 from convtrain.errors import WriteFailed, human_size
 from convtrain.evaluate.metrics import Predictions, compute_metrics, confused_pairs
 from convtrain.evaluate.reports import metrics_summary, write_reports
-from convtrain.experiments.sweep import Sweep, Trial
 from convtrain.io import atomic_write_text
 from convtrain.plots.save import save_figure
 from convtrain.rundir import RunDir
@@ -196,12 +195,12 @@ def test_plot(tmp_path: Path, disk: Disk) -> None:
 
 
 def test_sweep_record_and_dataset_marker(tmp_path: Path, disk: Disk) -> None:
-    sweep = Sweep(tmp_path, "0" * 64, [{"key": "train.epochs", "values": [1, 2]}])
-    sweep.trials = [Trial("t001", ["train.epochs=1"]), Trial("t002", ["train.epochs=2"])]
-    sweep.save()
-    sweep.trials[0].status = "completed"
-    error = fails_cleanly(sweep.save, disk, 50, tmp_path)
-    assert error.path == tmp_path / "sweep.json"
+    record = tmp_path / "study.json"
+    atomic_write_text(record, '{"study": "old"}\n')
+    error = fails_cleanly(
+        lambda: atomic_write_text(record, '{"study": "new"}\n' * 20), disk, 50, tmp_path
+    )
+    assert error.path == record
     marker = Marker.create("somewhere", None, False, {"a": 3})
     marker.write(tmp_path / MARKER_NAME)
     error = fails_cleanly(lambda: marker.write(tmp_path / MARKER_NAME), disk, 20, tmp_path)

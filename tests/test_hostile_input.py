@@ -342,12 +342,12 @@ def test_a_deep_sweep_record_is_one_line(tmp_path: Path) -> None:
     config.write_text(yaml.safe_dump(tiny_config("sw", 0, 1)))
     sweep_dir = tmp_path / "sweep"
     sweep_dir.mkdir()
-    (sweep_dir / "sweep.json").write_text("[" * 10_000 + "]" * 10_000)
+    (sweep_dir / "study.json").write_text("[" * 10_000 + "]" * 10_000)
     result = convtrain(
         "sweep", str(config), "--grid", "train.epochs=1,2", "--sweep-dir", str(sweep_dir)
     )
     line = one_error_line(result)
     assert line == (
-        f"error: {sweep_dir / 'sweep.json'}: line 1 column {MAX_DEPTH + 1}: expected JSON nested "
+        f"error: {sweep_dir / 'study.json'}: line 1 column {MAX_DEPTH + 1}: expected JSON nested "
         f"at most {MAX_DEPTH} levels deep, received deeper nesting; refusing it"
     )

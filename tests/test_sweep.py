@@ -1,21 +1,27 @@
-"""`convtrain sweep` end to end: trials as runs, a failing trial, kill -9 and resume, compare."""
+"""`convtrain sweep` on an Optuna study, end to end on tiny synthetic data.
+
+Grid, random and TPE sweeps; an impossible sampled config and a crashing trial recorded as
+failed; pruning; two sweep processes sharing one study; kill -9 of one of them, of the whole
+sweep, and Ctrl-C, each followed by recovery; compare and report reading the study.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import pausing, tiny_config, wait_until_paused
+from conftest import tiny_config
 
 pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -23,141 +29,352 @@ def env(tiny_data_env: dict[str, str]) -> dict[str, str]:
     return tiny_data_env
 
 
-def config(path: Path, epochs: int = 2) -> Path:
-    sweep = {"grid": {"model.layers[0].filters": [4, 8]}}
-    path.write_text(yaml.safe_dump(tiny_config("sw", 5, epochs, sweep=sweep)))
+def config(path: Path, epochs: int = 2, grid: dict | None = None, **sections) -> Path:
+    sweep = {"grid": grid or {"model.layers[0].filters": [4, 8]}}
+    path.write_text(yaml.safe_dump(tiny_config("sw", 5, epochs, sweep=sweep, **sections)))
     return path
 
 
-def cli(*args: str, env: dict[str, str], **kw) -> subprocess.CompletedProcess:
+def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "convtrain", *args],
         env=env,
         capture_output=True,
         text=True,
         timeout=600,
-        **kw,
     )
 
 
-def trials(sweep_dir: Path) -> list[dict]:
-    return json.loads((sweep_dir / "sweep.json").read_text())["trials"]
+def start(*args: str, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "convtrain", *args],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
-def test_sweep_runs_trials_records_a_failure_and_compares(tmp_path, env):
+def study_of(sweep_dir: Path):
+    from convtrain.search.results import configurations
+    from convtrain.search.study import load_study
+
+    _, study = load_study(sweep_dir)
+    return study, configurations(study)
+
+
+def states(sweep_dir: Path) -> list[str]:
+    return [t.state.name for t in study_of(sweep_dir)[1]]
+
+
+def epochs_of(run: Path) -> list[int]:
+    return [int(r["epoch"]) for r in csv.DictReader((run / "history.csv").open())]
+
+
+def wait_for(predicate, what: str, proc: subprocess.Popen | None = None, limit: float = 300):
+    """Poll for a file-system event; fail (not hang) if it never comes or the process ends."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        found = predicate()
+        if found:
+            return found
+        if proc is not None and proc.poll() is not None:
+            pytest.fail(f"{what}: the sweep ended first ({proc.returncode}): {proc.stderr.read()}")
+        time.sleep(0.05)
+    pytest.fail(f"{what}: never happened")
+
+
+def trained_epochs(sweep_dir: Path, at_least: int):
+    """A trial run directory with at least that many committed epochs."""
+
+    def check():
+        for h in (sweep_dir / "trials").glob("t*/history.csv"):
+            if len(h.read_text().splitlines()) > at_least:
+                return h.parent
+        return None
+
+    return check
+
+
+def test_grid_sweep_records_a_crashing_trial_resumes_and_compares(tmp_path, env):
     sweep_dir = tmp_path / "sweep"
-    args = [
-        "sweep",
-        str(config(tmp_path / "c.yaml")),
-        "--grid",
-        "data.classes=[alpha, beta],[alpha, nosuch]",
-        "--sweep-dir",
-        str(sweep_dir),
-    ]
+    cfg = config(
+        tmp_path / "c.yaml", grid={"data.classes": [["alpha", "beta"], ["alpha", "nosuch"]]}
+    )
+    args = ["sweep", str(cfg), "--sweep-dir", str(sweep_dir)]
     proc = cli(*args, env=env)
     assert proc.returncode == 0, proc.stderr
-    recorded = trials(sweep_dir)
-    assert [t["overrides"] for t in recorded] == [
-        ["model.layers[0].filters=4", "data.classes=[alpha, beta]"],
-        ["model.layers[0].filters=4", "data.classes=[alpha, nosuch]"],
-        ["model.layers[0].filters=8", "data.classes=[alpha, beta]"],
-        ["model.layers[0].filters=8", "data.classes=[alpha, nosuch]"],
-    ]
-    assert [t["status"] for t in recorded] == ["completed", "failed", "completed", "failed"]
-    assert recorded[1]["error"].startswith("error: ") and "nosuch" in recorded[1]["error"]
-    assert "sweep " in proc.stdout and "2 completed, 2 failed of 4" in proc.stdout
-    for t in recorded:
-        if t["status"] == "completed":
-            run = Path(t["run_dir"])
-            assert (run / "reports" / "metrics.json").is_file()
-            cfg = yaml.safe_load((run / "config.yaml").read_text())
-            assert cfg["model"]["layers"][0]["filters"] == int(t["overrides"][0].split("=")[1])
-        else:
-            assert t["run_dir"] is None  # refused before a run directory was created
+    study, trials = study_of(sweep_dir)
+    by_classes = {tuple(yaml.safe_load(t.params["data.classes"])): t for t in trials}
+    ok, bad = by_classes[("alpha", "beta")], by_classes[("alpha", "nosuch")]
+    assert ok.state.name == "COMPLETE" and bad.state.name == "FAIL"
+    assert "nosuch" in bad.user_attrs["error"] and bad.user_attrs["error"].startswith("error: ")
+    run = Path(ok.user_attrs["run_dir"])
+    assert ok.value == json.loads((run / "state.json").read_text())["best_value"]
+    metrics = json.loads((run / "reports" / "metrics.json").read_text())
+    assert ok.user_attrs["test_accuracy"] == pytest.approx(metrics["accuracy"])
+    assert yaml.safe_load((run / "config.yaml").read_text())["data"]["classes"] == ["alpha", "beta"]
+    assert "1 complete, 0 pruned, 1 failed of 2 trials" in proc.stdout
+    assert "--set 'data.classes=[alpha, beta]'" in proc.stdout  # the best trial's command
+    # TensorBoard's HParams: the experiment once, a session in the trial's run
+    assert list((sweep_dir / "hparams").glob("events.out.tfevents.*"))
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
 
-    # started again: nothing re-runs
-    again = cli(*args, env=env)
-    assert again.returncode == 0
-    assert again.stdout.count("skipped") == 4
+    again = cli(*args, env=env)  # started again: nothing re-runs
+    assert again.returncode == 0, again.stderr
+    assert "started" not in again.stdout and len(study_of(sweep_dir)[1]) == 2
 
-    # compare reads the completed trials; its figures are the runs' own
     cmp = cli("compare", str(sweep_dir), "--format", "csv", env=env)
     assert cmp.returncode == 0, cmp.stderr
-    rows = list(csv.DictReader(line for line in cmp.stdout.splitlines() if "," in line))
-    assert len(rows) == 2
-    for row in rows:
-        metrics = json.loads(
-            (sweep_dir / "trials" / row["run"] / "reports" / "metrics.json").read_text()
-        )
-        assert float(row["accuracy"]) == pytest.approx(metrics["accuracy"])
-    assert (sweep_dir / "report.html").stat().st_size > 20_000
-    assert "data:image/png;base64," in (sweep_dir / "report.html").read_text()
+    rows = list(csv.DictReader(cmp.stdout.splitlines()))
+    assert [r["state"] for r in rows] == ["complete", "failed"]
+    assert float(rows[0]["val_accuracy"]) == pytest.approx(ok.value)
+    assert float(rows[0]["test_accuracy"]) == pytest.approx(metrics["accuracy"])
+    for png in ("study_history", "study_parallel", "study_slices", "compare_curves"):
+        assert (sweep_dir / f"{png}.png").stat().st_size > 5_000
+    page = (sweep_dir / "report.html").read_text()
+    assert "Best trial" in page and "convtrain train" in page and "data:image/png;base64," in page
 
 
-def test_sweep_killed_mid_trial_resumes_it(tmp_path, env):
-    sweep_dir, hold = tmp_path / "sweep", tmp_path / "hold"
-    # The first trial stops once its epoch 2 is committed: the kill lands in its training (a kill
-    # during the evaluation is test_train's test_resume_after_a_kill_during_the_evaluation...).
-    cfg = config(tmp_path / "c.yaml", epochs=4)
+def test_tpe_search_records_an_impossible_config_and_goes_on(tmp_path, env):
+    sweep_dir = tmp_path / "sweep"
+    cfg = config(tmp_path / "c.yaml")
+    search = [
+        "--search", "train.optimizer.learning_rate={float: [1.0e-3, 1.0e-1], log: true}",
+        "--search", "model.layers[0].kernel_size={int: [3, 27], step: 4}",
+    ]  # fmt: skip
+    args = ["sweep", str(cfg), *search, "--trials", "4", "--sweep-dir", str(sweep_dir)]
+    dry = cli(*args, "--dry-run", env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert "train.optimizer.learning_rate  float [0.001, 0.1], log" in dry.stdout
+    assert "sampler: tpe (seed 5)" in dry.stdout and "budget: 4 trials" in dry.stdout
+    assert not sweep_dir.exists()
+
+    proc = cli(*args, env=env)
+    assert proc.returncode == 0, proc.stderr
+    _, trials = study_of(sweep_dir)
+    assert len(trials) == 4
+    too_big = [t for t in trials if t.params["model.layers[0].kernel_size"] > 16]
+    fine = [t for t in trials if t.params["model.layers[0].kernel_size"] <= 16]
+    assert too_big and fine, [t.params for t in trials]  # the seed draws both kinds
+    for t in too_big:
+        assert t.state.name == "FAIL" and "run_dir" not in t.user_attrs
+        assert "model.layers[0].kernel_size: expected a window no larger" in t.user_attrs["error"]
+    assert all(t.state.name == "COMPLETE" for t in fine)
+    assert {p.name[:5] for p in (sweep_dir / "trials").iterdir()} == {
+        f"t{t.number:04d}" for t in fine
+    }
+
+
+def test_random_search_with_two_workers_splits_the_cores(tmp_path, env):
+    sweep_dir = tmp_path / "sweep"
+    args = [
+        "sweep", str(config(tmp_path / "c.yaml")), "--sampler", "random", "--trials", "2",
+        "--search", "train.optimizer.learning_rate={float: [1.0e-3, 1.0e-1], log: true}",
+        "--workers", "2", "--sweep-dir", str(sweep_dir),
+    ]  # fmt: skip
+    proc = cli(*args, env=env)
+    assert proc.returncode == 0, proc.stderr
+    study, trials = study_of(sweep_dir)
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
+    rates = [t.params["train.optimizer.learning_rate"] for t in trials]
+    assert len(set(rates)) == 2 and all(1e-3 <= r <= 1e-1 for r in rates)
+    threads = max(1, len(os.sched_getaffinity(0)) // 2)
+    for t in trials:
+        run_config = yaml.safe_load((Path(t.user_attrs["run_dir"]) / "config.yaml").read_text())
+        assert run_config["train"]["threads"] == threads
+    assert "[trial 0] epoch 1/2" in proc.stderr or "[trial 1] epoch 1/2" in proc.stderr
+
+
+def test_pruning_stops_a_trial_whose_metric_is_bad(tmp_path, env):
+    sweep_dir = tmp_path / "sweep"
+    grid = {"train.optimizer.learning_rate": [0.03, 0.05, 1.0e-7]}
+    cfg = config(tmp_path / "c.yaml", epochs=6, grid=grid)
+    train = yaml.safe_load(cfg.read_text())["train"] | {"monitor": "val_loss"}
+    cfg.write_text(yaml.safe_dump(yaml.safe_load(cfg.read_text()) | {"train": train}))
+    args = ["sweep", str(cfg), "--prune", "median", "--sweep-dir", str(sweep_dir)]
+    dry = cli(*args, "--dry-run", env=env)
+    # The seeded grid order puts the hopeless rate last, once two trials set the median.
+    assert "trial 2: train.optimizer.learning_rate=1.0e-07" in dry.stdout, dry.stdout
+    proc = cli(*args, env=env)
+    assert proc.returncode == 0, proc.stderr
+    _, trials = study_of(sweep_dir)
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE", "PRUNED"]
+    pruned = trials[2]
+    run = Path(pruned.user_attrs["run_dir"])
+    assert pruned.user_attrs["pruned_at_epoch"] == 2  # the earliest epoch judged
+    assert epochs_of(run) == [1, 2] and pruned.user_attrs["epochs"] == 2
+    assert (run / "reports" / "metrics.json").is_file()  # evaluated on what it had
+    assert sorted(pruned.intermediate_values) == [1, 2]
+    assert "pruned after epoch 2" in proc.stdout
+
+
+def test_two_sweep_processes_share_one_study_without_running_a_trial_twice(tmp_path, env):
+    sweep_dir = tmp_path / "sweep"
+    grid = {"model.layers[0].filters": [4, 6, 8, 10]}
+    args = ["sweep", str(config(tmp_path / "c.yaml", grid=grid)), "--sweep-dir", str(sweep_dir)]
+    procs = [start(*args, env=env) for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1] for o in outs]
+    study, trials = study_of(sweep_dir)
+    assert len(study.trials) == 4 and all(t.state.name == "COMPLETE" for t in trials)
+    assert sorted(t.params["model.layers[0].filters"] for t in trials) == [4, 6, 8, 10]
+    assert len(list((sweep_dir / "trials").iterdir())) == 4
+    started = sum(o[0].count(" started: ") for o in outs)
+    assert started == 4  # each configuration trained by exactly one of the two processes
+
+
+def test_kill_9_of_one_sweep_process_its_trial_is_resumed_by_the_other(tmp_path, env):
+    sweep_dir = tmp_path / "sweep"
+    grid = {"model.layers[0].filters": [4, 6, 8]}
+    cfg = config(tmp_path / "c.yaml", epochs=30, grid=grid)
     args = ["sweep", str(cfg), "--sweep-dir", str(sweep_dir)]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "convtrain", *args],
-        env=pausing(env, 2, hold),
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_until_paused(proc, hold)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    (history,) = (sweep_dir / "trials").glob("t001-*/history.csv")
-    assert len(history.read_text().splitlines()) == 3  # header + 2 epochs
-    assert trials(sweep_dir)[0]["status"] == "running"
+    victim = start(*args, env=env)
+    wait_for(lambda: (sweep_dir / "study.journal").is_file(), "the study", victim)
+    survivor = start(*args, env=env)
 
-    done = cli(*args, env=env)
-    assert done.returncode == 0, done.stderr
-    recorded = trials(sweep_dir)
-    assert [t["status"] for t in recorded] == ["completed", "completed"], recorded
-    assert len(list((sweep_dir / "trials").glob("t001-*"))) == 1  # resumed, not restarted
-    epochs = [int(r["epoch"]) for r in csv.DictReader(history.open())]
-    assert epochs == [1, 2, 3, 4]
+    def running(proc: subprocess.Popen, epochs: int):
+        for t in study_of(sweep_dir)[0].get_trials(deepcopy=False):
+            name = t.user_attrs.get("run_name")  # set just after the owner
+            if t.state.name == "RUNNING" and name and f"-{proc.pid}-" in t.user_attrs["owner"]:
+                runs = list((sweep_dir / "trials").glob(f"{name}-*/history.csv"))
+                if epochs == 0 or (runs and len(runs[0].read_text().splitlines()) > epochs):
+                    return t.number, runs[0].parent if runs else None
+        return None
+
+    # Killed while both train a trial: the survivor reclaims the victim's after its own.
+    number, run = wait_for(lambda: running(victim, 2), "two epochs of the victim's trial", victim)
+    wait_for(lambda: running(survivor, 0), "a trial of the survivor's", survivor)
+    number, run = wait_for(lambda: running(victim, 2), "the victim's trial still running", victim)
+    os.killpg(victim.pid, signal.SIGKILL)
+    victim.wait(timeout=30)
+    out, err = survivor.communicate(timeout=600)
+    assert survivor.returncode == 0, err
+    study, trials = study_of(sweep_dir)
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3
+    lost = next(t for t in study.trials if t.number == number)
+    assert lost.state.name == "FAIL" and "died" in lost.user_attrs["error"]
+    retry = next(t for t in trials if t.system_attrs.get("failed_trial") == number)
+    assert retry.user_attrs["run_dir"] == str(run.resolve())  # resumed, not restarted
+    assert sorted(retry.intermediate_values) == list(range(1, 31))  # every epoch reported once
+    assert len(list((sweep_dir / "trials").iterdir())) == 3
+    assert epochs_of(run) == list(range(1, 31))
+    assert "resuming" in (sweep_dir / "logs" / f"{run.name[:5]}.log").read_text()
 
 
-def test_sweep_with_a_bad_grid_value_fails_before_running(tmp_path, env):
-    proc = cli(
-        "sweep",
-        str(config(tmp_path / "c.yaml")),
-        "--grid",
-        "model.layers[0].kernel_size=3,0",
-        "--sweep-dir",
-        str(tmp_path / "s"),
-        env=env,
-    )
+def test_ctrl_c_then_kill_9_of_the_whole_sweep_then_the_same_command_continues(tmp_path, env):
+    sweep_dir = tmp_path / "sweep"
+    cfg = config(tmp_path / "c.yaml", epochs=25, grid={"model.layers[0].filters": [4]})
+    args = ["sweep", str(cfg), "--sweep-dir", str(sweep_dir)]
+
+    first = start(*args, env=env)
+    run = wait_for(trained_epochs(sweep_dir, 2), "two epochs", first)
+    os.kill(first.pid, signal.SIGINT)
+    _, err = first.communicate(timeout=300)
+    assert first.returncode == 130, err
+    assert f"resume with the same command: convtrain sweep {cfg} --sweep-dir {sweep_dir}" in err
+    assert "Traceback" not in err
+
+    second = start(*args, env=env)
+    wait_for(lambda: len(epochs_of(run)) >= 6, "the resumed trial's epochs", second)
+    os.killpg(second.pid, signal.SIGKILL)  # everything: the sweep and its trial process
+    second.wait(timeout=30)
+
+    third = cli(*args, env=env)
+    assert third.returncode == 0, third.stderr
+    _, trials = study_of(sweep_dir)
+    assert [t.state.name for t in trials] == ["COMPLETE"]
+    assert len(list((sweep_dir / "trials").iterdir())) == 1  # the trial kept its run
+    assert epochs_of(run) == list(range(1, 26))
+    assert "lost their process: retried" in third.stdout
+
+
+def test_a_search_without_a_validation_split_is_refused(tmp_path, env):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_config("sw", 5, 2, val=0.0)))
+    proc = cli("sweep", str(cfg), "--search", "train.optimizer.learning_rate={float: [1.0e-3, 1.0e-1]}",
+               "--trials", "2", "--sweep-dir", str(tmp_path / "s"), env=env)  # fmt: skip
     assert proc.returncode == 2
-    assert "Traceback" not in proc.stderr
-    assert "trial 2 (model.layers[0].filters=4 model.layers[0].kernel_size=0)" in proc.stderr
-    assert "model.layers[0].kernel_size" in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "selects on the validation split" in proc.stderr
     assert not (tmp_path / "s").exists()
 
 
-SWEEPS = sorted((Path(__file__).resolve().parents[1] / "configs" / "sweeps").glob("*.yaml"))
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        ("--search=train.optimizer.learning_rate={float: [0.1, 0.01]}", "expected lo < hi"),
+        ("--search=train.optimizer.learning_rate={float: [0, 1], log: true}", "lo > 0 for a log"),
+        ("--search=model.layers[0].filters={int: [8, 64], choice: [1]}", "exactly one of"),
+        ("--search=model.layers[0].filters", "expected KEY=SPEC"),
+        ("--timeout=soon", "expected a duration such as 90s"),
+        ("--storage=redis://localhost", "expected a URL postgresql://"),
+    ],
+)
+def test_bad_search_options_are_one_line_errors(tmp_path, option, expected):
+    from convtrain.cli import main
+
+    cfg = config(tmp_path / "c.yaml")
+    with pytest.raises(SystemExit) as exc:
+        main(["sweep", str(cfg), option, "--trials", "3", "--dry-run"])
+    assert exc.value.code == 2
+
+
+def test_bad_search_options_name_what_was_expected(tmp_path, env):
+    cfg = config(tmp_path / "c.yaml")
+    proc = cli("sweep", str(cfg), "--search", "model.layers[0].filters={float: [0.1, 0.01]}",
+               "--trials", "2", "--dry-run", env=env)  # fmt: skip
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "--search model.layers[0].filters={float: [0.1, 0.01]}: expected lo < hi" in proc.stderr
+    grid = cli("sweep", str(cfg), "--grid", "model.layers[0].kernel_size=3,0", "--sweep-dir",
+               str(tmp_path / "s"), env=env)  # fmt: skip
+    assert grid.returncode == 2 and "Traceback" not in grid.stderr
+    assert "model.layers[0].kernel_size" in grid.stderr and not (tmp_path / "s").exists()
+
+
+def test_a_sweep_directory_of_the_earlier_engine_is_refused_with_what_to_do(tmp_path, env):
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "sweep.json").write_text('{"config_sha256": "x", "axes": [], "trials": []}')
+    proc = cli("sweep", str(config(tmp_path / "c.yaml")), "--sweep-dir", str(old), env=env)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "earlier engine (sweep.json)" in proc.stderr and "new --sweep-dir" in proc.stderr
+
+
+def test_a_sweep_directory_holding_another_sweep_is_refused(tmp_path, env):
+    from convtrain.search.engine import prepare
+    from convtrain.search.plan import Options
+    from convtrain.search.study import prepare as prepare_dir
+
+    cfg = config(tmp_path / "c.yaml")
+    plan, _ = prepare(str(cfg), (), Options())
+    prepare_dir(plan, tmp_path / "s", None, None)
+    other, _ = prepare(str(cfg), ("train.epochs=3",), Options())
+    from convtrain.errors import ConvtrainError
+
+    with pytest.raises(ConvtrainError, match="holds another sweep"):
+        prepare_dir(other, tmp_path / "s", None, None)
+
+
+SWEEPS = sorted((REPO / "configs" / "sweeps").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", SWEEPS, ids=[p.stem for p in SWEEPS])
-def test_every_example_sweep_plans_valid_trials(path, capsys):
-    from convtrain.experiments.sweep import run_sweep
+def test_every_example_sweep_plans_valid_trials(path):
+    from convtrain.search.engine import dry_run
+    from convtrain.search.plan import Options
 
-    assert run_sweep(str(path), (), None, (), None, dry_run=True) is None
-    out = capsys.readouterr().out.splitlines()
-    trials_listed = [line for line in out if line.startswith("trial ")]
-    assert 2 <= len(trials_listed) <= 3
-    assert out[-1] == f"{len(trials_listed)} trials, all configs valid (dry run: nothing trained)"
+    lines = dry_run(str(path), (), Options())
+    listed = [line for line in lines if line.startswith("trial ")]
+    assert lines[0].startswith("space (") and "nothing trained" in lines[-1]
+    if "sampler: grid" in "\n".join(lines):
+        assert 2 <= len(listed) <= 3  # the guide's questions: a few trials each
+    else:
+        assert listed == [] and "pruner: asha" in "\n".join(lines)  # search.yaml
 
 
 def test_dry_run_creates_nothing(tmp_path, monkeypatch):
-    from convtrain.commands import main
+    from convtrain.cli import main
 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exc:
@@ -169,15 +386,16 @@ def test_dry_run_creates_nothing(tmp_path, monkeypatch):
 def test_the_conv2d_guide_covers_every_example_sweep():
     """`make sweeps` / `make guide` run every sweep of configs/sweeps/, and the guide shows each
     one's comparison: its table and both plots, written by `convtrain compare`."""
-    repo = Path(__file__).resolve().parents[1]
-    makefile = (repo / "Makefile").read_text()
+    import re
+
+    makefile = (REPO / "Makefile").read_text()
     listed = re.search(r"^GUIDE_SWEEPS \?= (.+)$", makefile, re.M).group(1).split()
-    assert sorted(listed) == sorted(p.stem for p in SWEEPS)
-    guide = (repo / "docs" / "conv2d-guide.md").read_text()
+    assert set(listed) <= {p.stem for p in SWEEPS}
+    guide = (REPO / "docs" / "conv2d-guide.md").read_text()
     assert "<!--" not in guide
     for name in listed:
         assert f"configs/sweeps/{name}.yaml" in guide
         assert f"`convtrain compare runs/sweeps/{name}`" in guide
         for png in ("compare_cost.png", "compare_curves.png"):
             assert f"(conv2d-guide/{name}/{png})" in guide
-            assert (repo / "docs" / "conv2d-guide" / name / png).stat().st_size > 10_000
+            assert (REPO / "docs" / "conv2d-guide" / name / png).stat().st_size > 10_000

@@ -32,7 +32,7 @@ COMMANDS = {
     "predict": "Top-k classes with probabilities for each image, with the run's own preprocessing.",
     "report": "Write a self-contained report.html for a run or a sweep directory.",
     "schema": "Print the JSON Schema of a config, for editors (see docs/config.md).",
-    "sweep": "Run every combination of the --grid values as a normal run under one sweep directory.",
+    "sweep": "Grid, random or smart search (Optuna) over config values; every trial is a normal run.",
     "train": "Validate CONFIG, train, and write a run directory with reports and plots.",
 }
 

@@ -10,7 +10,10 @@ import click
 from convtrain.evaluate.summary import METRICS
 from convtrain.experiments import compare as comparison
 from convtrain.experiments.html import sweep_report
-from convtrain.experiments.sweep import SWEEP_FILE
+from convtrain.search.report import compare_sweep
+
+LEGACY_SWEEP = "sweep.json"  # convtrain's earlier sweep engine: its trials are compared as runs
+STUDY_SWEEP = "study.json"  # a sweep on an Optuna study (convtrain.search)
 
 FORMATS = {
     "table": comparison.to_text,
@@ -43,12 +46,28 @@ def compare(paths: tuple[str, ...], sort_by: str, fmt: str, out: str | None) -> 
 
 
 def is_sweep(path: Path) -> bool:
-    return (path / SWEEP_FILE).is_file()
+    return (path / LEGACY_SWEEP).is_file() or (path / STUDY_SWEEP).is_file()
+
+
+def _compare_study(path: Path, sort_by: str, fmt: str, out: str | None) -> Path:
+    out_dir = Path(out) if out is not None else path
+    result = compare_sweep(path, out_dir, sort_by)
+    click.echo(FORMATS[fmt](result["header"], result["rows"]).rstrip("\n"))
+    for note in result["notes"]:
+        click.echo(f"note: {note}", err=True)
+    click.echo(f"report: {result['page']}", err=True)
+    figures = ", ".join(p.name for p in result["figures"])
+    click.echo(
+        f"wrote {out_dir / 'compare.md'}, compare.csv{', ' + figures if figures else ''}", err=True
+    )
+    return out_dir
 
 
 def run_compare(
     paths: list[str], sort_by: str = "accuracy", fmt: str = "table", out: str | None = None
 ) -> Path:
+    if len(paths) == 1 and (Path(paths[0]) / STUDY_SWEEP).is_file():
+        return _compare_study(Path(paths[0]), sort_by, fmt, out)
     runs = comparison.collect(paths)
     sweep = len(paths) == 1 and is_sweep(Path(paths[0]))
     if out is not None:
@@ -59,7 +78,7 @@ def run_compare(
         out_dir = Path("runs") / f"compare-{datetime.now():%Y%m%d-%H%M%S}"
     header, rows = comparison.write_outputs(out_dir, runs, sort_by)
     click.echo(FORMATS[fmt](header, rows).rstrip("\n"))
-    if sweep:
+    if len(paths) == 1 and (Path(paths[0]) / LEGACY_SWEEP).is_file():
         page = sweep_report(out_dir, header, rows, comparison.cell)
         click.echo(f"report: {page}", err=True)
     # stdout holds only the table, so `--format csv > table.csv` gives a clean file

@@ -31,6 +31,7 @@ from convtrain.evaluate.summary import MetricsRecord
 from convtrain.io import atomic_write_text
 from convtrain.model.plan import Plan
 from convtrain.rundir import RunDir
+from convtrain.search.hook import study_callbacks
 from convtrain.tfquiet import import_tensorflow
 from convtrain.train.cluster import Cluster, resolve_cluster
 from convtrain.train.environment import Environment
@@ -273,6 +274,7 @@ def fit(
                     placement,
                     progress_bar=progress_bar,
                     on_row=None if progress_bar else lambda r: console.note(format_row(r, epochs)),
+                    extra_callbacks=study_callbacks(work.path),  # in a sweep: report, prune
                 )
             except (Interrupted, ConvtrainError) as exc:
                 if progress_bar:

@@ -6,10 +6,11 @@ passes typed objects, never dicts of strings.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from convtrain.config.sweep import SweepConfig  # the sweep section lives in its own module
 from convtrain.layers import LayerSpec
 from convtrain.layers.base import Pair
 
@@ -253,14 +254,6 @@ class DistributeConfig(Section):
     cpu_devices: Annotated[int, Field(ge=1, le=64)] = 1
     # Seconds a multi-worker run waits for the other workers (start-up, each step) before failing.
     timeout: Annotated[float, Field(gt=0.0)] = 300.0
-
-
-class SweepConfig(Section):
-    """`convtrain sweep` axes declared in the config (the CLI's --grid and --random add to them)."""
-
-    # dotted config path (as for --set) -> the values to try
-    grid: Annotated[dict[str, Annotated[list[Any], Field(min_length=1)]], Field(min_length=1)]
-    random: PositiveInt | None = None  # sample this many combinations instead of all of them
 
 
 # --- experiment -----------------------------------------------------------------------------

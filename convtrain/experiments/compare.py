@@ -111,7 +111,7 @@ def collect(paths: list[str]) -> list[RunSummary]:
     """Run directories named directly, or every completed trial of a sweep directory."""
     dirs: list[Path] = []
     for p in map(Path, paths):
-        if (p / "sweep.json").is_file():
+        if (p / "sweep.json").is_file() or (p / "study.json").is_file():  # a sweep: its trials
             trials = sorted(q.parent for q in (p / "trials").glob("*/reports/metrics.json"))
             dirs.extend(q.parent for q in trials)
         else:
@@ -251,6 +251,12 @@ def write_outputs(
     header, rows = table(runs, sort_by)
     atomic_write_text(out_dir / "compare.md", to_markdown(header, rows) + "\n")
     atomic_write_text(out_dir / "compare.csv", to_csv(header, rows))
+    write_plots(out_dir, runs, sort_by)
+    return header, rows
+
+
+def write_plots(out_dir: Path, runs: list[RunSummary], sort_by: str) -> None:
+    """compare_cost.png and compare_curves.png of the runs."""
     short = labels(runs)
     names = [short[r.name] for r in runs]
     cost_plot(
@@ -262,4 +268,3 @@ def write_outputs(
         out_dir / "compare_cost.png",
     )
     curves_plot(names, [r.history for r in runs], out_dir / "compare_curves.png")
-    return header, rows

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -130,6 +130,7 @@ def fit_placed(
     *,
     progress_bar: bool = False,
     on_row: Callable[[Row], None] | None = None,
+    extra_callbacks: Sequence[Any] = (),
 ) -> TrainState:
     """`fit` under the placement: a lost worker becomes a failed (resumable) run and one line."""
     try:
@@ -142,7 +143,7 @@ def fit_placed(
                 state,
                 progress_bar=progress_bar,
                 on_row=on_row,
-                extra_callbacks=distribute.watchdog_callback(placement),
+                extra_callbacks=[*distribute.watchdog_callback(placement), *extra_callbacks],
             )
     except distribute.peer_errors() as exc:
         if placement.cluster is None or not placement.multi_worker:

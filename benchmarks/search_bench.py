@@ -1,0 +1,156 @@
+"""`make bench-search`: does a pruned search find the grid's best for a third of its epochs?
+
+    python benchmarks/search_bench.py [--quick] [--work DIR] [--workers N]
+
+The question is configs/sweeps/search.yaml's (learning rate x L2 x first-layer filters, ten
+CALTECH-101 classes at 64x64): the full grid of 27 trials, then the same space searched by TPE
+with successive halving (ASHA). Selection is on the validation split; test figures are
+reported beside. Passes when the search's best is within 1 point of the grid's best validation
+accuracy using at most a third of the grid's training epochs.
+
+Both sweeps live in --work (default runs/bench-search/<mode>/): a rerun continues them where
+they stopped, so the benchmark can be interrupted and resumed. Results are written to
+benchmarks/results/<date>-search-<mode>.json. --quick: 3 classes at 32x32, 2 values per axis,
+3 epochs, to check that it works in a few minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run as a script from anywhere
+
+from convtrain.search.results import best, configurations  # noqa: E402
+from convtrain.search.study import load_study  # noqa: E402
+
+CONFIG = REPO / "configs" / "sweeps" / "search.yaml"
+AXES = {
+    "train.optimizer.learning_rate": ["3.0e-4", "1.0e-3", "3.0e-3"],
+    "model.defaults.conv2d.kernel_regularizer": ["null", "{l2: 1.0e-4}", "{l2: 1.0e-3}"],
+    "model.layers[0].filters": ["16", "32", "64"],
+}
+QUICK_SETS = (
+    "data.classes=[Faces, Motorbikes, airplanes]",
+    "data.image_size=32",
+    "train.epochs=3",
+)
+POINT = 0.01  # "within 1 point" of accuracy
+SHARE = 1 / 3  # of the grid's training epochs
+
+
+def _sweep(args: list[str], log: Path) -> None:
+    cmd = [sys.executable, "-m", "convtrain", "sweep", str(CONFIG), *args]
+    print("$", " ".join(cmd), flush=True)
+    with log.open("a") as out:
+        proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ})
+    if proc.returncode != 0:
+        sys.exit(f"sweep failed ({proc.returncode}); see {log}")
+
+
+def _epochs(trial) -> int:
+    return int(trial.user_attrs.get("epochs") or 0)
+
+
+def summarize(grid_dir: Path, search_dir: Path) -> dict:
+    _, grid = load_study(grid_dir)
+    _, search = load_study(search_dir)
+    grid_best, search_best = best(grid), best(search)
+    grid_epochs = sum(_epochs(t) for t in configurations(grid))
+    finished = sorted(
+        (t for t in configurations(search) if t.datetime_complete is not None),
+        key=lambda t: t.datetime_complete,
+    )
+    # The search's best so far against the epochs it had spent: when did it get within 1 point?
+    spent, so_far, reached_at, curve = 0, None, None, []
+    for t in finished:
+        spent += _epochs(t)
+        if t.state.name == "COMPLETE" and (so_far is None or t.value > so_far):
+            so_far = t.value
+        curve.append({"trial": t.number, "epochs_spent": spent, "best_so_far": so_far})
+        if reached_at is None and so_far is not None and so_far >= grid_best.value - POINT:
+            reached_at = spent
+
+    def figures(t) -> dict:
+        return {
+            "trial": t.number,
+            "val_accuracy": t.value,
+            "test_accuracy": t.user_attrs.get("test_accuracy"),
+            "test_mean_per_class_accuracy": t.user_attrs.get("test_mean_per_class_accuracy"),
+            "params": t.params,
+        }
+
+    states = [t.state.name.lower() for t in configurations(search)]
+    return {
+        "grid": {**figures(grid_best), "trials": len(configurations(grid)), "epochs": grid_epochs},
+        "search": {
+            **figures(search_best),
+            "trials": len(states),
+            "complete": states.count("complete"),
+            "pruned": states.count("pruned"),
+            "epochs": spent,
+            "epochs_to_within_1_point": reached_at,
+        },
+        "gap_points": round(100 * (grid_best.value - search_best.value), 2),
+        "epoch_share": round(spent / grid_epochs, 3),
+        "passed": search_best.value >= grid_best.value - POINT and spent <= SHARE * grid_epochs,
+        "curve": curve,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3 classes, 32x32, 2x2x2, 3 epochs")
+    parser.add_argument("--work", type=Path, default=None, help="where both sweeps live")
+    parser.add_argument("--workers", type=int, default=1, help="trial processes at once")
+    args = parser.parse_args()
+    mode = "quick" if args.quick else "full"
+    work = args.work or REPO / "runs" / "bench-search" / mode
+    work.mkdir(parents=True, exist_ok=True)
+    axes = {k: v[:2] for k, v in AXES.items()} if args.quick else AXES
+    sets = [a for s in (QUICK_SETS if args.quick else ()) for a in ("--set", s)]
+    common = [*sets, "--workers", str(args.workers)]
+    grid = [a for k, v in axes.items() for a in ("--grid", f"{k}={','.join(v)}")]
+    search = [a for k, v in axes.items() for a in ("--search", f"{k}={{choice: [{', '.join(v)}]}}")]
+    trials = 1
+    for v in axes.values():
+        trials *= len(v)
+    started = datetime.now(timezone.utc)
+    load = os.getloadavg()
+    grid_args = [*grid, "--sampler", "grid", "--prune", "none", *common]  # every trial in full
+    _sweep([*grid_args, "--sweep-dir", str(work / "grid")], work / "grid.log")
+    _sweep(
+        [*search, "--sampler", "tpe", "--prune", "asha", "--trials", str(trials), *common,
+         "--sweep-dir", str(work / "search")],
+        work / "search.log",
+    )  # fmt: skip
+    result = {
+        "mode": mode,
+        "question": "learning rate x L2 x first-layer filters (configs/sweeps/search.yaml)",
+        "date": started.isoformat(timespec="seconds"),
+        "load_before": load,
+        "load_after": os.getloadavg(),
+        **summarize(work / "grid", work / "search"),
+    }
+    out = REPO / "benchmarks" / "results" / f"{started:%Y-%m-%d}-search-{mode}.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    g, s = result["grid"], result["search"]
+    print(f"grid:   best val_accuracy {g['val_accuracy']:.4f} (test {g['test_accuracy']}) "
+          f"in {g['trials']} trials, {g['epochs']} epochs")  # fmt: skip
+    print(f"search: best val_accuracy {s['val_accuracy']:.4f} (test {s['test_accuracy']}) "
+          f"in {s['trials']} trials ({s['pruned']} pruned), {s['epochs']} epochs "
+          f"({100 * result['epoch_share']:.0f}% of the grid's); within 1 point after "
+          f"{s['epochs_to_within_1_point']} epochs")  # fmt: skip
+    print(
+        f"{'PASS' if result['passed'] else 'FAIL'}: gap {result['gap_points']} points; wrote {out}"
+    )
+
+
+if __name__ == "__main__":
+    main()

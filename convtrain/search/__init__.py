@@ -1,0 +1,1 @@
+"""The experiment engine on Optuna: studies of ordinary `convtrain train` runs."""

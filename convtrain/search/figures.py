@@ -1,0 +1,57 @@
+"""A study's figures, drawn by Optuna's own matplotlib visualisations (no plotly).
+
+Each figure needs enough finished trials (importances two complete ones with differing
+params, parallel coordinates and slices one); one that cannot be drawn yet is left out and
+named in the returned notes, never drawn empty.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; a sweep may run without a display
+
+import matplotlib.pyplot as plt  # noqa: E402
+import optuna.visualization.matplotlib as ovm  # noqa: E402
+from optuna.trial import TrialState  # noqa: E402
+
+from convtrain.plots.save import save_figure  # noqa: E402
+
+FIGURES = {
+    "study_history": ("optimisation history", ovm.plot_optimization_history),
+    "study_importances": ("parameter importances", ovm.plot_param_importances),
+    "study_parallel": ("parallel coordinates", ovm.plot_parallel_coordinate),
+    "study_slices": ("slice plots", ovm.plot_slice),
+    "study_epochs": ("validation curves (reported epochs)", ovm.plot_intermediate_values),
+}
+
+
+def _figure(result: Any) -> Any:
+    """Optuna returns an Axes, or an array of them (slice plots): their figure."""
+    first = result.flat[0] if hasattr(result, "flat") else result
+    return first.get_figure()
+
+
+def write_figures(study: Any, out_dir: Path, target_name: str) -> tuple[list[Path], list[str]]:
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    written, notes = [], []
+    for stem, (title, plot) in FIGURES.items():
+        needs = 2 if stem == "study_importances" else 1
+        if len(complete) < needs:
+            notes.append(f"{title}: needs {needs} complete trials, the study has {len(complete)}")
+            continue
+        kwargs: dict[str, Any] = {} if stem == "study_epochs" else {"target_name": target_name}
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # Optuna marks its matplotlib API experimental
+                fig = _figure(plot(study, **kwargs))
+        except (ValueError, RuntimeError, ZeroDivisionError) as exc:
+            plt.close("all")
+            notes.append(f"{title}: not drawn ({str(exc).splitlines()[0]})")
+            continue
+        written.append(save_figure(fig, out_dir / f"{stem}.png"))
+    return written, notes

@@ -1,0 +1,80 @@
+"""`convtrain compare SWEEP_DIR` and its report.html, for a sweep run on an Optuna study.
+
+The trials table, the best trial and the figures come from the study; the cost and curve
+plots of `convtrain compare` are drawn as before from the trials' run directories found on
+this machine.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+from convtrain.experiments import compare
+from convtrain.experiments.html import _img, _page, _table
+from convtrain.io import atomic_write_text
+from convtrain.search.figures import FIGURES, write_figures
+from convtrain.search.results import best, configurations, train_command, trials_table
+from convtrain.search.study import load_study
+
+
+def local_runs(study: Any) -> list[Path]:
+    """The evaluated run directories of the study's trials that are on this machine."""
+    out = []
+    for t in configurations(study):
+        run = t.user_attrs.get("run_dir")
+        if run and (Path(run) / "reports" / "metrics.json").is_file():
+            out.append(Path(run))
+    return out
+
+
+def compare_sweep(sweep_dir: Path, out_dir: Path, sort_by: str) -> dict[str, Any]:
+    """Write compare.md/.csv, the study's figures, the runs' plots and report.html."""
+    record, study = load_study(sweep_dir)
+    header, rows = trials_table(study, record)
+    atomic_write_text(out_dir / "compare.md", compare.to_markdown(header, rows) + "\n")
+    atomic_write_text(out_dir / "compare.csv", compare.to_csv(header, rows))
+    figures, notes = write_figures(study, out_dir, record.monitor)
+    runs = [compare.summarize(p) for p in local_runs(study)]
+    if runs:
+        compare.write_plots(out_dir, runs, sort_by)
+    page = write_page(sweep_dir, out_dir, record, study, header, rows, notes)
+    return {"header": header, "rows": rows, "figures": figures, "notes": notes, "page": page}
+
+
+def write_page(
+    sweep_dir: Path, out_dir: Path, record: Any, study: Any, header: list[str],
+    rows: list[list[Any]], notes: list[str],
+) -> Path:  # fmt: skip
+    top = best(study)
+    states = [r[1] for r in rows]
+    body = [
+        f"<h1>Sweep {html.escape(sweep_dir.name)}</h1>",
+        f'<p class="muted">study {html.escape(record.study)}: {record.sampler} sampler, '
+        f"pruner {record.prune}; {states.count('complete')} complete, {states.count('pruned')} "
+        f"pruned, {states.count('failed')} failed of {len(rows)} trials. Trials are selected on "
+        f"{html.escape(record.monitor)} (the validation split); test figures are shown, never "
+        f"used to select.</p>",
+    ]
+    if top is not None:
+        a = top.user_attrs
+        test = f", test accuracy {a['test_accuracy']:.4f}" if "test_accuracy" in a else ""
+        body += [
+            f"<h2>Best trial: {top.number}</h2>",
+            f"<p>{html.escape(record.monitor)} <b>{top.value:.4f}</b>{test} after "
+            f"{a.get('epochs', '?')} epochs.</p>",
+            f"<pre>{html.escape(train_command(sweep_dir, record, top))}</pre>",
+        ]
+    body += ["<h2>Trials</h2>", _table(header, [[compare.cell(v) for v in r] for r in rows])]
+    for stem, (title, _) in FIGURES.items():
+        if (out_dir / f"{stem}.png").is_file():
+            body += [f"<h2>{html.escape(title.capitalize())}</h2>", _img(out_dir / f"{stem}.png")]
+    for name, title in (("compare_cost.png", "Cost"), ("compare_curves.png", "Curves")):
+        if (out_dir / name).is_file():
+            body += [f"<h2>{title}</h2>", _img(out_dir / name)]
+    if notes:
+        body += ['<p class="muted">' + "<br>".join(html.escape(n) for n in notes) + "</p>"]
+    out = out_dir / "report.html"
+    atomic_write_text(out, _page(f"convtrain sweep: {sweep_dir.name}", body))
+    return out
