@@ -137,6 +137,7 @@ def start_run(
             run = RunDir.create(runs_dir, name or experiment.name)
             atomic_write_text(run.config, dump_config(experiment))
             save_split(split, run.split)
+            checkpoints.save_initial(run, model)  # issue 16: explain's filter change from init
             atomic_write_json(
                 run.environment,
                 {**environment(experiment.seed), "distribute": _placement_json(placement, trained)},

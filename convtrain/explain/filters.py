@@ -1,0 +1,166 @@
+"""The filters of every convolution, and how far training moved them from initialisation.
+
+After a few epochs at a small learning rate a filter is mostly its random initialisation, and
+drawn alone it looks like noise; the change W - W0 (from `checkpoints/initial.keras`, written
+when training starts) is what training learned. Each filter is scaled by its own largest
+|weight|, so zero is always the middle of the colour scale and the sign is readable.
+The first layer on an RGB image is drawn as colour patches, one per filter; a one-channel
+layer (grayscale input, depthwise and separable convolutions' spatial part) as a grid of
+tiles; deeper layers as a mosaic, one row per filter and one column per input channel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+import convtrain.plots  # noqa: F401 - selects the Agg backend before any figure exists
+from convtrain.explain.geometry import Layer
+from convtrain.model.arithmetic import Tensor
+from convtrain.plots.save import save_figure
+
+FILTERS_SHOWN, CHANNELS_SHOWN, TILES_SHOWN = 8, 16, 32
+DIVERGING = "RdBu_r"
+
+
+@dataclass(frozen=True)
+class Kernel:
+    layer: Layer
+    weights: np.ndarray  # [kh, kw, in, filters] (depthwise: in = 1, one filter per channel)
+    initial: np.ndarray | None
+    reads_image: bool  # the layer's input is the image itself
+
+    @property
+    def mode(self) -> str:
+        cin = self.weights.shape[2]
+        if cin == 3 and self.reads_image:
+            return "rgb"
+        return "grid" if cin == 1 else "channels"
+
+    @property
+    def relative_change(self) -> float | None:
+        if self.initial is None:
+            return None
+        norm = float(np.linalg.norm(self.initial))
+        return float(np.linalg.norm(self.weights - self.initial)) / norm if norm > 0 else None
+
+
+def _spatial_kernel(keras_layer, kind: str) -> np.ndarray:
+    """The spatial weights as [kh, kw, in, filters]; a depthwise kernel as one-channel filters."""
+    if kind == "conv2d":
+        w = keras_layer.kernel
+    else:
+        w = keras_layer.depthwise_kernel if kind == "separable_conv2d" else keras_layer.kernel
+    w = np.asarray(w.numpy() if hasattr(w, "numpy") else w, dtype=np.float64)
+    if kind != "conv2d":
+        kh, kw, cin, mult = w.shape
+        w = w.reshape(kh, kw, 1, cin * mult)
+    return w
+
+
+def kernels(model, initial, convs: list[Layer], image: Tensor) -> list[Kernel]:
+    out = []
+    for layer in convs:
+        w = _spatial_kernel(model.get_layer(layer.name), layer.step.kind)
+        w0 = None
+        if initial is not None:
+            w0 = _spatial_kernel(initial.get_layer(layer.name), layer.step.kind)
+            w0 = w0 if w0.shape == w.shape else None
+        # Nothing spatial between it and the image (at most batch norm or an activation).
+        reads_image = layer.step.inp.rf == (1, 1) and layer.step.inp.shape == image.shape
+        out.append(Kernel(layer, w, w0, reads_image))
+    return out
+
+
+def _order(k: Kernel, n: int) -> np.ndarray:
+    """Filters to show: those training changed most (or the largest, without W0)."""
+    w = k.weights if k.initial is None else k.weights - k.initial
+    norms = np.sqrt((w**2).sum(axis=(0, 1, 2)))
+    return np.sort(np.argsort(-norms, kind="stable")[:n])
+
+
+def _unit(w: np.ndarray) -> np.ndarray:
+    """Each filter (last axis) divided by its largest |weight|: values in [-1, 1]."""
+    top = np.abs(w).max(axis=(0, 1, 2), keepdims=True)
+    return np.where(top > 0, w / np.where(top > 0, top, 1.0), 0.0)
+
+
+def _tiles(tiles: list[np.ndarray], cols: int, gap: int = 1) -> np.ndarray:
+    """Equal tiles [kh, kw(, 3)] in a grid, NaN (or white) between them."""
+    kh, kw = tiles[0].shape[:2]
+    rows = -(-len(tiles) // cols)
+    shape = (rows * (kh + gap) - gap, cols * (kw + gap) - gap, *tiles[0].shape[2:])
+    out = np.full(shape, 1.0 if tiles[0].ndim == 3 else np.nan)
+    for i, t in enumerate(tiles):
+        r, c = divmod(i, cols)
+        out[r * (kh + gap) : r * (kh + gap) + kh, c * (kw + gap) : c * (kw + gap) + kw] = t
+    return out
+
+
+def panel(k: Kernel, w: np.ndarray) -> tuple[np.ndarray, str]:
+    """The mosaic of `w` (the weights or their change) for `k`'s layout, and what it shows."""
+    if k.mode == "rgb":
+        chosen = _order(k, TILES_SHOWN)
+        u = _unit(w[..., chosen])
+        tiles = [0.5 + 0.5 * u[..., i] for i in range(len(chosen))]  # grey is zero
+        return _tiles(tiles, min(16, len(tiles))), f"{len(chosen)} filters as RGB"
+    if k.mode == "grid":
+        chosen = _order(k, TILES_SHOWN)
+        u = _unit(w[..., chosen])
+        return _tiles([u[:, :, 0, i] for i in range(len(chosen))], min(16, len(chosen))), (
+            f"{len(chosen)} one-channel filters"
+        )
+    chosen = _order(k, FILTERS_SHOWN)
+    moved = k.weights if k.initial is None else k.weights - k.initial
+    channel_norm = np.sqrt((moved[..., chosen] ** 2).sum(axis=(0, 1, 3)))
+    channels = np.sort(np.argsort(-channel_norm, kind="stable")[:CHANNELS_SHOWN])
+    u = _unit(w[..., chosen])
+    tiles = [u[:, :, c, f] for f in range(len(chosen)) for c in channels]
+    what = f"{len(chosen)} filters (rows) x {len(channels)} input channels (columns)"
+    return _tiles(tiles, len(channels)), what
+
+
+def _draw(ax, k: Kernel, w: np.ndarray, title: str):
+    image, what = panel(k, w)
+    if k.mode == "rgb":
+        art = None
+        ax.imshow(image, interpolation="nearest")
+    else:
+        from matplotlib import colormaps
+
+        cmap = colormaps[DIVERGING].with_extremes(bad="white")
+        art = ax.imshow(image, cmap=cmap, vmin=-1, vmax=1, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(f"{title}: {what}", fontsize=8.5)
+    return art
+
+
+def plot_filters(found: list[Kernel], path: Path, title: str) -> Path:
+    n_rows = len(found)
+    fig = Figure(figsize=(12.0, 2.3 * n_rows + 0.8), layout="constrained", facecolor="white")
+    subs = np.atleast_1d(fig.subfigures(n_rows, 1))
+    for sub, k in zip(subs, found, strict=True):
+        axes = np.atleast_1d(sub.subplots(1, 2 if k.initial is not None else 1))
+        art = _draw(axes[0], k, k.weights, "weights")
+        if k.initial is not None:
+            art = _draw(axes[1], k, k.weights - k.initial, "change since initialisation") or art
+        if art is not None:
+            bar = sub.colorbar(
+                art, ax=list(axes), shrink=0.9, pad=0.01, aspect=15, ticks=[-1, 0, 1]
+            )
+            bar.set_label("w / max|w| of the filter", fontsize=7.5)
+            bar.ax.tick_params(labelsize=7)
+        kh, kw, cin, cout = k.weights.shape
+        change = k.relative_change
+        moved = f"; moved {change:.1%} of its initial norm" if change is not None else ""
+        sub.suptitle(
+            f"{k.layer.name} ({k.layer.step.kind}): {cout} filters {kh}x{kw}x{cin}{moved}",
+            fontsize=9.5,
+        )
+    rgb = "colour patches: grey = 0, each filter scaled by its largest |weight|"
+    fig.suptitle(f"{title}\n{rgb}; filters shown: the ones training moved most", fontsize=10.5)
+    return save_figure(fig, path, dpi=100)
