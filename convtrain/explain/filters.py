@@ -4,7 +4,8 @@ After a few epochs at a small learning rate a filter is mostly its random initia
 drawn alone it looks like noise; the change W - W0 (from `checkpoints/initial.keras`, written
 when training starts) is what training learned. Each filter is scaled by its own largest
 |weight|, so zero is always the middle of the colour scale and the sign is readable.
-The first layer on an RGB image is drawn as colour patches, one per filter; a one-channel
+Each panel is one raster enlarged by a whole factor (sharp weights, no axes). The first layer
+on an RGB image is drawn as colour patches, one per filter; a one-channel
 layer (grayscale input, depthwise and separable convolutions' spatial part) as a grid of
 tiles; deeper layers as a mosaic, one row per filter and one column per input channel.
 """
@@ -15,15 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
+from matplotlib.colors import Normalize
 
-import convtrain.plots  # noqa: F401 - selects the Agg backend before any figure exists
+from convtrain.explain import raster
 from convtrain.explain.geometry import Layer
+from convtrain.explain.render import DPI, WIDTH, Sheet
 from convtrain.model.arithmetic import Tensor
 from convtrain.plots.save import save_figure
 
 FILTERS_SHOWN, CHANNELS_SHOWN, TILES_SHOWN = 8, 16, 32
 DIVERGING = "RdBu_r"
+PANEL_WIDTH = 520  # pixels: two panels side by side on the 1200-pixel page
 
 
 @dataclass(frozen=True)
@@ -100,67 +103,69 @@ def _tiles(tiles: list[np.ndarray], cols: int, gap: int = 1) -> np.ndarray:
     return out
 
 
-def panel(k: Kernel, w: np.ndarray) -> tuple[np.ndarray, str]:
-    """The mosaic of `w` (the weights or their change) for `k`'s layout, and what it shows."""
+def _grid(k: Kernel, w: np.ndarray) -> tuple[np.ndarray, str]:
+    """The mosaic of `w` (the weights or their change) in [-1, 1] (RGB: [0, 1]), and its legend."""
     if k.mode == "rgb":
         chosen = _order(k, TILES_SHOWN)
         u = _unit(w[..., chosen])
         tiles = [0.5 + 0.5 * u[..., i] for i in range(len(chosen))]  # grey is zero
-        return _tiles(tiles, min(16, len(tiles))), f"{len(chosen)} filters as RGB"
+        return _tiles(tiles, min(8, len(tiles))), f"{len(chosen)} filters as RGB patches"
     if k.mode == "grid":
         chosen = _order(k, TILES_SHOWN)
         u = _unit(w[..., chosen])
-        return _tiles([u[:, :, 0, i] for i in range(len(chosen))], min(16, len(chosen))), (
-            f"{len(chosen)} one-channel filters"
-        )
+        tiles = [u[:, :, 0, i] for i in range(len(chosen))]
+        return _tiles(tiles, min(16, len(tiles))), f"{len(chosen)} one-channel filters"
     chosen = _order(k, FILTERS_SHOWN)
     moved = k.weights if k.initial is None else k.weights - k.initial
     channel_norm = np.sqrt((moved[..., chosen] ** 2).sum(axis=(0, 1, 3)))
     channels = np.sort(np.argsort(-channel_norm, kind="stable")[:CHANNELS_SHOWN])
     u = _unit(w[..., chosen])
     tiles = [u[:, :, c, f] for f in range(len(chosen)) for c in channels]
-    what = f"{len(chosen)} filters (rows) x {len(channels)} input channels (columns)"
+    what = f"{len(chosen)} filters (rows) x {len(channels)} of their input channels (columns)"
     return _tiles(tiles, len(channels)), what
 
 
-def _draw(ax, k: Kernel, w: np.ndarray, title: str):
-    image, what = panel(k, w)
+def panel(k: Kernel, w: np.ndarray) -> tuple[np.ndarray, str]:
+    """The mosaic as uint8 RGB, enlarged by a whole factor to about PANEL_WIDTH pixels."""
+    grid, what = _grid(k, w)
+    f = max(1, min(PANEL_WIDTH // grid.shape[1], 24))
+    big = np.repeat(np.repeat(grid, f, axis=0), f, axis=1)
     if k.mode == "rgb":
-        art = None
-        ax.imshow(image, interpolation="nearest")
-    else:
-        from matplotlib import colormaps
-
-        cmap = colormaps[DIVERGING].with_extremes(bad="white")
-        art = ax.imshow(image, cmap=cmap, vmin=-1, vmax=1, interpolation="nearest")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.set_title(f"{title}: {what}", fontsize=8.5)
-    return art
+        return (np.clip(big, 0, 1) * 255).astype(np.uint8), what
+    return raster.coloured(big, DIVERGING, Normalize(-1.0, 1.0, clip=True)), what
 
 
 def plot_filters(found: list[Kernel], path: Path, title: str) -> Path:
-    n_rows = len(found)
-    fig = Figure(figsize=(12.0, 2.3 * n_rows + 0.8), layout="constrained", facecolor="white")
-    subs = np.atleast_1d(fig.subfigures(n_rows, 1))
-    for sub, k in zip(subs, found, strict=True):
-        axes = np.atleast_1d(sub.subplots(1, 2 if k.initial is not None else 1))
-        art = _draw(axes[0], k, k.weights, "weights")
+    drawn = []
+    for k in found:
+        pair = [panel(k, k.weights)]
         if k.initial is not None:
-            art = _draw(axes[1], k, k.weights - k.initial, "change since initialisation") or art
-        if art is not None:
-            bar = sub.colorbar(
-                art, ax=list(axes), shrink=0.9, pad=0.01, aspect=15, ticks=[-1, 0, 1]
-            )
-            bar.set_label("w / max|w| of the filter", fontsize=7.5)
-            bar.ax.tick_params(labelsize=7)
+            pair.append(panel(k, k.weights - k.initial))
+        drawn.append(pair)
+    heights = [max(p[0].shape[0] for p in pair) / DPI + 0.75 for pair in drawn]
+    sheet = Sheet(0.8 + sum(heights))
+    y = sheet.band(0.8)
+    sheet.text(WIDTH / 2, y + 0.15, title, ha="center", fontsize=11, fontweight="bold")
+    for k, pair, height in zip(found, drawn, heights, strict=True):
+        y = sheet.band(height) + 0.15
+        top = y + height - 0.15
         kh, kw, cin, cout = k.weights.shape
         change = k.relative_change
-        moved = f"; moved {change:.1%} of its initial norm" if change is not None else ""
-        sub.suptitle(
-            f"{k.layer.name} ({k.layer.step.kind}): {cout} filters {kh}x{kw}x{cin}{moved}",
-            fontsize=9.5,
+        moved = (
+            f"; training moved it {change:.1%} of its initial norm" if change is not None else ""
         )
-    rgb = "colour patches: grey = 0, each filter scaled by its largest |weight|"
-    fig.suptitle(f"{title}\n{rgb}; filters shown: the ones training moved most", fontsize=10.5)
-    return save_figure(fig, path, dpi=100)
+        sheet.text(0.2, top - 0.2, f"{k.layer.name} ({k.layer.step.kind}): {cout} filters "
+                   f"{kh}x{kw}x{cin}{moved}", fontsize=9.5, fontweight="bold")  # fmt: skip
+        for (image, what), x, name in zip(
+            pair, (0.2, 6.0), ("weights", "change since init"), strict=False
+        ):
+            sheet.text(x, top - 0.42, f"{name}: {what}", fontsize=8.5)
+            sheet.image(image, x, top - 0.52 - image.shape[0] / DPI)
+        bar_h = min(pair[0][0].shape[0] / DPI, 2.0)
+        if k.mode == "rgb":
+            sheet.text(11.2, top - 0.52, "grey: 0\nbrighter:\npositive\ndarker:\nnegative",
+                       va="top", fontsize=7.5)  # fmt: skip
+        else:
+            sheet.bar(DIVERGING, 11.2, top - 0.52 - bar_h, bar_h,
+                      [(0, "-1"), (0.5, "0"), (1, "1")], "w / max|w| of its filter")  # fmt: skip
+    return save_figure(sheet.fig, path, dpi=DPI)
