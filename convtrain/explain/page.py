@@ -76,7 +76,11 @@ def write_page(path: Path, result: Explanation, plan: Plan) -> Path:
         items = "".join(f"<li>{e(f.error)}</li>" for f in result.failed)
         body.append(f"<h2>Not explained</h2><ul>{items}</ul>")
     for r in result.images:
-        body += [f"<h2>{e(r.image)}</h2>", f'<img alt="{e(r.image)}" src="{_rel(r.png, base)}">']
+        if r.png:
+            body += [
+                f"<h2>{e(r.image)}</h2>",
+                f'<img alt="{e(r.image)}" src="{_rel(r.png, base)}">',
+            ]
     if result.filters_png:
         body += ["<h2>Filters</h2>", f'<img alt="filters" src="{_rel(result.filters_png, base)}">']
     page = (

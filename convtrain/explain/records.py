@@ -60,7 +60,7 @@ class ImageExplanation(Record):
     gradcam_layer: str
     gradcam: list[GradCam]
     receptive_field: ReceptiveField
-    png: str
+    png: str | None  # None: numbers only (the library's pictures=False)
 
 
 class Failure(Record):

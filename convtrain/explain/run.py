@@ -54,7 +54,9 @@ def explain(
     per_class: int = 1,
     checkpoint: str | None = None,
     top_k: int | None = None,
+    pictures: bool = True,
 ) -> Explanation:
+    """Explain the images; `pictures=False` gives the numbers only (no PNG, page or JSON file)."""
     run = RunDir.open(run_dir, need=("config", "split", "checkpoint"))
     experiment = load_experiment(run)
     saved = load_split(run.split)
@@ -106,7 +108,8 @@ def explain(
     probe = Probe(model, target, target, tuple(features), unit)
     k = min(top_k or experiment.eval.top_k, len(classes))
     requested = classes.index(class_name) if class_name is not None else None
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if pictures:
+        out_dir.mkdir(parents=True, exist_ok=True)
     for start in range(0, len(decoded), BATCH):
         chunk = decoded[start : start + BATCH]
         wanted = {
@@ -135,8 +138,11 @@ def explain(
                     for role, cam in cams.items()
                 ],
                 receptive_field=measure.receptive_field(probed.erf[i], plan, target.name, unit),
-                png=str(out_dir / f"{n:02d}-{_slug(d.source.shown)}.png"),
+                png=str(out_dir / f"{n:02d}-{_slug(d.source.shown)}.png") if pictures else None,
             )
+            result.images.append(record)
+            if not pictures:
+                continue
             picture = Picture(
                 pixels=d.pixels,
                 cams=cams,
@@ -146,7 +152,8 @@ def explain(
                 title=_title(d, classes, run, checkpoint),
             )
             render(picture, plan, features, Path(record.png))
-            result.images.append(record)
+    if not pictures:
+        return result
     convs = geometry.conv_layers(plan)
     if convs:
         initial_path = run.checkpoint("initial")
@@ -181,7 +188,7 @@ def format_table(result: Explanation) -> str:
         blocks.append(
             f"{r.image}  [{known}]\n  top: {top}\n  Grad-CAM on {r.gradcam_layer}: {cams}\n"
             f"  receptive field of {rf.layer} unit {rf.unit}: theoretical "
-            f"{t.size[0]}x{t.size[1]}, {eff}\n  picture: {r.png}"
+            f"{t.size[0]}x{t.size[1]}, {eff}" + (f"\n  picture: {r.png}" if r.png else "")
         )
     if result.html:
         blocks.append(
