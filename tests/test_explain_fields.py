@@ -67,21 +67,29 @@ def build_run(base: Path, layers: list, size: int = 32, color_mode: str = "rgb",
 
 
 def field_of(run: RunDir, layer_name: str, images: int = 2):
-    """(plan, layer, unit, erf [N, H, W], box) of the centre unit of `layer_name`."""
+    """(plan, layer, unit, erf [N, H, W], box) of the centre unit of `layer_name`: the gradient
+    computed here with Keras and TensorFlow alone, the field from explain's geometry."""
     import keras
-
-    from convtrain.explain.probe import Probe
+    import tensorflow as tf
 
     experiment = load_config(run.config)
     plan = plan_model(experiment, len(CLASSES))
     layer = geometry.choose_layer(plan, layer_name)
     unit = geometry.centre_unit(plan, layer.name)
     model = keras.models.load_model(run.checkpoint("best"), safe_mode=True, compile=False)
+    upto = keras.Model(model.inputs, model.get_layer(layer.output).output)
     h, w = experiment.data.image_size
-    x = np.random.default_rng(2).uniform(size=(images, h, w, experiment.data.channels))
-    probed = Probe(model, layer, layer, (), unit)(x.astype("float32"))
+    rng = np.random.default_rng(2)
+    x = tf.constant(rng.uniform(size=(images, h, w, experiment.data.channels)).astype("float32"))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        out = upto(x, training=False)
+        r, c = unit
+        at = out[:, :, r, c] if layer.channels_axis == 1 else out[:, r, c, :]
+        total = tf.reduce_sum(at)
+    erf = np.abs(tape.gradient(total, x).numpy()).sum(axis=-1)
     _, box = geometry.theoretical_box(plan, layer.name, unit)
-    return plan, layer, unit, probed.erf, box
+    return plan, layer, unit, erf, box
 
 
 def conv(filters: int = 4, k: int = 3, **kw) -> dict:

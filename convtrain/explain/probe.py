@@ -56,6 +56,8 @@ class Probe:
         self.head = model.layers[-1]
         outputs = [model.get_layer(name).output for name in self.names]
         self.net = keras.Model(model.inputs, [*outputs, self.head.input, model.outputs[0]])
+        # One trace per batch size at most (the last batch of a split is smaller).
+        self._graph = tf.function(self._pass, reduce_retracing=True)
 
     def _scores(self, h: tf.Tensor, out: tf.Tensor) -> tf.Tensor:
         if not _is_softmax(self.head):
@@ -65,37 +67,55 @@ class Probe:
             z = z + tf.cast(self.head.bias, tf.float32)
         return z
 
-    def __call__(self, batch: np.ndarray, wanted: Mapping[str, np.ndarray] | None = None) -> Probed:
-        """`wanted`: role -> [N] class indices (-1: no map) besides the predicted class."""
-        x = tf.convert_to_tensor(np.asarray(batch, dtype=np.float32))
-        with tf.GradientTape(persistent=True) as tape:
+    def _pass(self, x: tf.Tensor, wanted: dict[str, tf.Tensor]) -> tuple:
+        """Forward and backward in one graph: the maps, probabilities, class of each map,
+        the gradient of each class's score at the Grad-CAM layer, and of the unit at the image.
+
+        A graph, not eager ops: eagerly, every convolution's gradient also computes the filter's
+        gradient, which nothing here needs, and TensorFlow 2.21's oneDNN kernel for it crashed
+        the process on a batch of one image (a segmentation fault, measured on a residual block).
+        The graph prunes what no output uses.
+        """
+        with tf.GradientTape(persistent=True, watch_accessed_variables=False) as tape:
             tape.watch(x)
             *maps, h, out = self.net(x, training=False)
             by_name = dict(zip(self.names, maps, strict=True))
             z = self._scores(h, out)
-            probs = tf.cast(out, tf.float32).numpy()
-            classes = {"predicted": np.argmax(probs, axis=1), **(wanted or {})}
-            depth = probs.shape[1]
+            probs = tf.cast(out, tf.float32)
+            classes = {"predicted": tf.argmax(probs, axis=1, output_type=tf.int32), **wanted}
             scores = {
-                role: tf.reduce_sum(z * tf.one_hot(np.asarray(c), depth))
+                role: tf.reduce_sum(z * tf.one_hot(c, tf.shape(probs)[1]))
                 for role, c in classes.items()
             }
+            unit = None
             if self.rf is not None:
                 rf_map = tf.cast(by_name[self.rf.output], tf.float32)
                 r, c = self.unit
                 at = rf_map[:, :, r, c] if self.rf.channels_axis == 1 else rf_map[:, r, c, :]
                 unit = tf.reduce_sum(at)
         a = by_name[self.cam.output]
-        activations = _channels_last(a, self.cam)
+        grads = {role: tape.gradient(score, a) for role, score in scores.items()}
+        erf = tape.gradient(unit, x) if unit is not None else tf.zeros_like(x)
+        return by_name, probs, classes, grads, erf
+
+    def __call__(self, batch: np.ndarray, wanted: Mapping[str, np.ndarray] | None = None) -> Probed:
+        """`wanted`: role -> [N] class indices (-1: no map) besides the predicted class."""
+        x = tf.convert_to_tensor(np.asarray(batch, dtype=np.float32))
+        given = {
+            k: tf.convert_to_tensor(np.asarray(v, dtype=np.int32))
+            for k, v in (wanted or {}).items()
+        }
+        by_name, probs, classes, grads, erf = self._graph(x, given)
+        activations = _channels_last(by_name[self.cam.output], self.cam)
         cams = {}
-        for role, score in scores.items():
-            g = _channels_last(tape.gradient(score, a), self.cam)
-            weights = g.mean(axis=(1, 2), keepdims=True)  # Grad-CAM's alpha_k: pooled gradients
+        for role, g in grads.items():
+            weights = _channels_last(g, self.cam).mean(axis=(1, 2), keepdims=True)  # alpha_k
             cams[role] = np.maximum((weights * activations).sum(axis=-1), 0.0)
-        erf = None
-        if self.rf is not None:
-            grad = tape.gradient(unit, x)
-            erf = np.abs(grad.numpy().astype(np.float64)).sum(axis=-1)
-        del tape
         features = {f.name: _channels_last(by_name[f.output], f) for f in self.features}
-        return Probed(probs, cams, {k: np.asarray(v) for k, v in classes.items()}, erf, features)
+        return Probed(
+            probs=probs.numpy(),
+            cams=cams,
+            classes={k: v.numpy() for k, v in classes.items()},
+            erf=np.abs(erf.numpy().astype(np.float64)).sum(axis=-1) if self.rf else None,
+            features=features,
+        )

@@ -2,14 +2,20 @@
 
 explain's figures place these with `figimage` (exact pixels, no axes): building one axes per
 panel, with its ticks and layout, was most of a figure's time (measured: 0.65 s a figure with
-axes, the budget being 8 figures in well under 5 s). Colour maps are matplotlib's.
+axes, the budget being 8 figures in well under 5 s). Text too is drawn once into a raster by
+matplotlib's Agg renderer and reused. Colour maps are matplotlib's.
 """
 
 from __future__ import annotations
 
+import functools
+import math
+
 import numpy as np
 from matplotlib import colormaps
+from matplotlib.backends.backend_agg import RendererAgg
 from matplotlib.colors import Normalize
+from matplotlib.font_manager import FontProperties
 
 CAM_CMAP = "jet"
 CAM_ALPHA = 0.45  # the heat map's weight over the image
@@ -91,3 +97,44 @@ def gradient_bar(cmap: str, size: tuple[int, int]) -> np.ndarray:
     """A vertical colour bar of `size` pixels, the colour map's top at the top."""
     levels = np.linspace(1.0, 0.0, size[0])[:, None].repeat(size[1], axis=1)
     return coloured(levels, cmap)
+
+
+# --- text ------------------------------------------------------------------------------------
+
+_LINE = 1.25  # line height, in font sizes
+
+
+@functools.lru_cache(maxsize=4096)
+def text_line(s: str, size: float, weight: str, family: str, colour: str, dpi: int) -> tuple:
+    """One line of text as straight-alpha RGBA (uint8) and its descent in pixels, drawn by
+    matplotlib's Agg renderer. Cached: the captions repeated on every image are drawn once
+    (glyph rasterising is most of a figure's drawing time)."""
+    prop = FontProperties(family=family, size=size, weight=weight)
+    width, height, descent = RendererAgg(1, 1, dpi).get_text_width_height_descent(s, prop, False)
+    w, h = max(1, math.ceil(width) + 2), max(1, math.ceil(height) + 2)
+    renderer = RendererAgg(w, h, dpi)
+    gc = renderer.new_gc()
+    gc.set_foreground(colour)
+    renderer.draw_text(gc, 1, h - 1 - descent, s, prop, 0)
+    pixels = np.asarray(renderer.buffer_rgba()).copy()
+    pixels.setflags(write=False)
+    return pixels, descent
+
+
+def text_block(
+    s: str, size: float, weight: str, family: str, colour: str, dpi: int, align: str = "left"
+) -> tuple:
+    """Several lines (split on newlines) aligned left, center or right, as RGBA; and the last
+    line's descent."""
+    lines = [text_line(line or " ", size, weight, family, colour, dpi) for line in s.split("\n")]
+    step = round(_LINE * size * dpi / 72)
+    width = max(p.shape[1] for p, _ in lines)
+    height = step * (len(lines) - 1) + lines[-1][0].shape[0]
+    out = np.zeros((height, width, 4), dtype=np.uint8)
+    for i, (p, _) in enumerate(lines):
+        top = i * step
+        rows = min(p.shape[0], height - top)
+        out[top : top + rows, : p.shape[1]] = np.maximum(
+            out[top : top + rows, : p.shape[1]], p[:rows]
+        )
+    return out, lines[-1][1]
