@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from PIL import Image
 from test_explain_fields import STACKS, build_run, conv
 
@@ -20,9 +21,7 @@ from convtrain.explain.run import explain
 
 def _first_test_image(run) -> str:
     split = json.loads(run.split.read_text())
-    root = json.loads(json.dumps(__import__("yaml").safe_load(run.config.read_text())))["data"][
-        "root"
-    ]
+    root = yaml.safe_load(run.config.read_text())["data"]["root"]
     return str(Path(root) / split["test"][0][0])
 
 

@@ -83,7 +83,7 @@ def _trial(path: Path, label: str, keys: Sequence[str], sample: list[tuple[str, 
 def _cam_figure(trials: list[Trial], classes: Sequence[str], sample, path: Path) -> Path:
     size = raster.fit(trials[0].pixels.shape[1:], CELL)
     label_w, cell_w, cell_h = 2.3, size[1] / DPI + 0.12, size[0] / DPI + 0.45
-    width = label_w + len(sample) * cell_w + 1.0
+    width = max(label_w + len(sample) * cell_w + 1.0, 8.0)
     sheet = Sheet(1.0 + cell_h * len(trials) + 0.1, width=width)
     y = sheet.band(1.0)
     sheet.text(width / 2, y + 0.65, "The same test images across the trials: Grad-CAM of each "
@@ -121,23 +121,24 @@ def _wrap(text: str, n: int) -> list[str]:
 def _layer_figure(trials: list[Trial], image_name: str, path: Path) -> Path:
     size = raster.fit(trials[0].pixels.shape[1:], CELL)
     tile = raster.fit(trials[0].features.shape, 72)
-    fmap_w = CHANNELS * (tile[1] + 4) / DPI
-    width = 2.3 + fmap_w + 0.3 + 2 * (size[1] / DPI + 0.15) + 2.9
+    fmap_w = max(min(CHANNELS, t.features.shape[-1]) for t in trials) * (tile[1] + 4) / DPI
+    width = max(2.3 + fmap_w + 0.3 + 2 * (size[1] / DPI + 0.15) + 2.9, 10.0)
     row_h = max(size[0], tile[0]) / DPI + 0.75
     sheet = Sheet(0.9 + row_h * len(trials), width=width)
     y = sheet.band(0.9)
     sheet.text(width / 2, y + 0.55, f"The layer the sweep changed, on {image_name}: its strongest "
                "feature maps, and the receptive field of its centre unit", ha="center",
                fontsize=10.5, fontweight="bold")  # fmt: skip
-    sheet.text(width / 2, y + 0.3, "yellow: theoretical field (inspect's arithmetic); magma: "
-               "effective field |d unit / d pixel| (square root of its share of the maximum)",
-               ha="center", fontsize=8.5)  # fmt: skip
+    sheet.text(width / 2, y + 0.3, "feature maps: each channel from its minimum (dark) to its "
+               "maximum (yellow); yellow box: the theoretical field (inspect's arithmetic); right "
+               "of it: the effective field", ha="center", fontsize=8.5)  # fmt: skip
+    start = sheet.top
     for t in trials:
         y = sheet.band(row_h) + 0.25
         sheet.text(0.15, y + row_h - 0.55, "\n".join(_wrap(t.label, 28)), va="top", fontsize=8)
         sheet.text(2.3, y + row_h - 0.45, f"{t.layer.caption()} ({t.why})", fontsize=8)
         order, _ = strongest(t.features, CHANNELS)
-        sheet.image(mosaic(t.features[..., order], tile), 2.3, y)
+        sheet.image(mosaic(t.features[..., order], tile), 2.3, y + (size[0] - tile[0]) / DPI)
         x = 2.3 + fmap_w + 0.3
         f = t.field
         scale = size[0] / t.pixels.shape[1]
@@ -160,6 +161,11 @@ def _layer_figure(trials: list[Trial], image_name: str, path: Path) -> Path:
         sheet.text(
             x + size[1] / DPI + 0.15, y + size[0] / DPI, "\n".join(text), va="top", fontsize=8
         )
+    height = min(start - sheet.top - 0.4, 2.5)
+    ticks = [(np.sqrt(v), f"{v:g}") for v in (0, 0.05, 0.25, 0.5, 1)]
+    sheet.bar(
+        ERF_CMAP, width - 0.85, start - height - 0.2, height, ticks, "|d unit / d pixel| / max"
+    )
     return save_figure(sheet.fig, path, dpi=DPI)
 
 
