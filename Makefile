@@ -11,7 +11,7 @@ DATA_DIR ?= data/caltech-101
 ARCHIVE ?= $(firstword $(wildcard ../shared/datasets/caltech-101/101_ObjectCategories.tar.gz))
 SOURCE_FLAG := $(if $(ARCHIVE),--source $(ARCHIVE),)
 
-.PHONY: install test lint train evaluate inspect data bench sweeps guide clean
+.PHONY: install test lint train evaluate inspect data bench bench-explain sweeps guide clean
 
 install: $(STAMP)
 
@@ -44,6 +44,12 @@ inspect: install
 # BENCH_ARGS=--quick for a few minutes; the full run takes under 20 (docs/performance.md).
 bench: data
 	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
+
+# `convtrain explain` on 8 test images of RUN (a StridedNet run), counted after TensorFlow starts
+# (target: under 5 s on 2 cores); writes benchmarks/results/<date>-explain.json.
+bench-explain: install
+	@test -n "$(RUN)" || { echo "no run directory: pass RUN=runs/<name>-<timestamp>" >&2; exit 2; }
+	$(BIN)/python benchmarks/explainbench.py $(patsubst %/config.yaml,%,$(RUN))
 
 # The Conv2D guide (docs/conv2d-guide.md): every example sweep, run on the real data into
 # runs/sweeps/<name> (a sweep already there resumes, finished trials are kept), then compared

@@ -35,6 +35,7 @@ def cli() -> None:
       convtrain inspect configs/stridednet.yaml # shapes, parameters, receptive fields
       convtrain train configs/stridednet.yaml   # writes runs/stridednet-<timestamp>/
       convtrain evaluate runs/stridednet-...    # reports and plots of a run
+      convtrain explain runs/stridednet-... --split test  # where it looks, what each layer sees
     """
 
 
@@ -210,9 +211,18 @@ def predict(run_dir: str, images: tuple[str, ...], top_k: int, fmt: str, checkpo
     help="Take images from the run's split.",
 )
 @click.option(
-    "--per-class", default=1, show_default=True, type=click.IntRange(1), help="With --split."
+    "--per-class",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Images per class, with --split.",
 )
-@click.option("--checkpoint", type=click.Choice(["best", "last"]), default=None)
+@click.option(
+    "--checkpoint",
+    type=click.Choice(["best", "last"]),
+    default=None,
+    help="Default: eval.checkpoint.",
+)
 @click.option("--top-k", type=click.IntRange(1, 1000), default=None, help="Default: eval.top_k.")
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True

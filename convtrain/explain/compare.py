@@ -23,7 +23,6 @@ from convtrain.explain import geometry, measure, raster
 from convtrain.explain.render import DPI, ERF_CMAP, Sheet, mosaic, short, strongest
 from convtrain.explain.sections import GREEN, RED, changed_layer
 from convtrain.model.shapes import Plan, plan_model
-from convtrain.plots.save import save_figure
 from convtrain.rundir import RunDir
 
 IMAGES = 4  # test images, one per class (the first classes of the first trial's split)
@@ -109,7 +108,7 @@ def _cam_figure(trials: list[Trial], classes: Sequence[str], sample, path: Path)
     height = min(top - sheet.top - 0.3, 2.5)
     sheet.bar(raster.CAM_CMAP, width - 0.9, top - height - 0.1, height,
               [(0, "0"), (1, "1")], "Grad-CAM / its max")  # fmt: skip
-    return save_figure(sheet.fig, path, dpi=DPI)
+    return sheet.save(path)
 
 
 def _wrap(text: str, n: int) -> list[str]:
@@ -166,7 +165,7 @@ def _layer_figure(trials: list[Trial], image_name: str, path: Path) -> Path:
     sheet.bar(
         ERF_CMAP, width - 0.85, start - height - 0.2, height, ticks, "|d unit / d pixel| / max"
     )
-    return save_figure(sheet.fig, path, dpi=DPI)
+    return sheet.save(path)
 
 
 def compare_section(

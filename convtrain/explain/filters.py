@@ -22,7 +22,6 @@ from convtrain.explain import raster
 from convtrain.explain.geometry import Layer
 from convtrain.explain.render import DPI, WIDTH, Sheet
 from convtrain.model.arithmetic import Tensor
-from convtrain.plots.save import save_figure
 
 FILTERS_SHOWN, CHANNELS_SHOWN, TILES_SHOWN = 8, 16, 32
 DIVERGING = "RdBu_r"
@@ -168,4 +167,4 @@ def plot_filters(found: list[Kernel], path: Path, title: str) -> Path:
         else:
             sheet.bar(DIVERGING, 11.2, top - 0.52 - bar_h, bar_h,
                       [(0, "-1"), (0.5, "0"), (1, "1")], "w / max|w| of its filter")  # fmt: skip
-    return save_figure(sheet.fig, path, dpi=DPI)
+    return sheet.save(path)

@@ -57,7 +57,7 @@ class Probe:
         outputs = [model.get_layer(name).output for name in self.names]
         self.net = keras.Model(model.inputs, [*outputs, self.head.input, model.outputs[0]])
         # One trace per batch size at most (the last batch of a split is smaller).
-        self._graph = tf.function(self._pass, reduce_retracing=True)
+        self._graph = tf.function(self._pass, reduce_retracing=True, autograph=False)
 
     def _scores(self, h: tf.Tensor, out: tf.Tensor) -> tf.Tensor:
         if not _is_softmax(self.head):

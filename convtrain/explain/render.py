@@ -1,9 +1,9 @@
 """One PNG per explained image: prediction, Grad-CAM, receptive fields, feature maps.
 
-A `Sheet` is a matplotlib figure laid out by hand in inches, top to bottom; pictures and text
-are rasters (convtrain.explain.raster) placed at exact pixels, with no axes: matplotlib's
-layout engine and axes made a figure take two seconds, this a fraction of one (what is drawn
-is the same). Every colour has its colour bar. Written by the project's saver.
+A `Sheet` is a picture laid out by hand in inches, top to bottom; images and text are rasters
+(convtrain.explain.raster) placed at exact pixels: matplotlib's layout engine and axes made a
+figure take two seconds, this a fraction of one. Every colour has its colour bar. Written by
+the project's saver.
 """
 
 from __future__ import annotations
@@ -12,14 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
 
 import convtrain.plots  # noqa: F401 - selects the Agg backend before any figure exists
 from convtrain.explain import geometry, raster
 from convtrain.explain.measure import scaled
 from convtrain.explain.records import GradCam, ImageExplanation
 from convtrain.model.shapes import Plan
-from convtrain.plots.save import save_figure
+from convtrain.plots.save import save_image
 
 ERF_CMAP, FEATURE_CMAP = "magma", "viridis"
 CHANNELS_SHOWN = 8
@@ -45,23 +44,44 @@ class Picture:
 
 
 class Sheet:
-    """A figure filled top to bottom: `band` reserves a strip of inches; x and y in inches.
+    """A picture filled top to bottom: `band` reserves a strip of inches; x and y in inches.
 
-    Everything is a raster placed at exact pixels (figimage), text included: no axes.
+    Everything is drawn into one RGB array at its final pixels, text included (rasterised
+    once by matplotlib's Agg renderer, convtrain.explain.raster), then written as a PNG: no
+    axes, no layout engine, nothing composited twice (measured: a figure went from 2 s with
+    axes and constrained layout to about 0.2 s).
     """
 
     def __init__(self, height: float, width: float = WIDTH):
-        # figimage places pixels at the figure's dpi: the PNG is written at the same one.
-        self.fig = Figure(figsize=(width, height), dpi=DPI, facecolor="white")
         self.width, self.height, self.top = width, height, height
+        self.canvas = np.full((round(height * DPI), round(width * DPI), 3), 255, dtype=np.uint8)
 
     def band(self, height: float) -> float:
         self.top -= height
         return self.top
 
     def image(self, pixels: np.ndarray, x: float, y: float) -> None:
-        """`pixels` (uint8 RGB or RGBA) with its bottom-left corner at (x, y)."""
-        self.fig.figimage(pixels, xo=round(x * DPI), yo=round(y * DPI), origin="upper")
+        """`pixels` (uint8 RGB, or RGBA blended by its alpha) with its bottom-left at (x, y)."""
+        self._paste(pixels, round(x * DPI), round(y * DPI))
+
+    def _paste(self, pixels: np.ndarray, left: int, bottom: int) -> None:
+        h, w = pixels.shape[:2]
+        top = self.canvas.shape[0] - bottom - h
+        r0, c0 = max(top, 0), max(left, 0)
+        r1, c1 = min(top + h, self.canvas.shape[0]), min(left + w, self.canvas.shape[1])
+        if r0 >= r1 or c0 >= c1:
+            return
+        src = pixels[r0 - top : r1 - top, c0 - left : c1 - left]
+        dst = self.canvas[r0:r1, c0:c1]
+        if src.shape[-1] == 4:
+            alpha = src[..., 3:4].astype(np.float32) / 255.0
+            dst[:] = (src[..., :3] * alpha + dst * (1.0 - alpha)).round().astype(np.uint8)
+        else:
+            dst[:] = src
+
+    def save(self, path: Path) -> Path:
+        """The picture as a PNG, through the project's saver."""
+        return save_image(self.canvas, path, dpi=DPI)
 
     def text(
         self, x: float, y: float, s: str, *, fontsize: float = 8.5, fontweight: str = "normal",
@@ -74,7 +94,7 @@ class Sheet:
         h, w = block.shape[:2]
         left = x * DPI - {"left": 0, "center": w / 2, "right": w}[ha]
         bottom = y * DPI - {"baseline": descent, "bottom": 0, "center": h / 2, "top": h}[va]
-        self.fig.figimage(block, xo=round(left), yo=round(bottom), origin="upper")
+        self._paste(block, round(left), round(bottom))
 
     def bar(self, cmap: str, x: float, y: float, h: float, ticks, label: str) -> None:
         """A vertical colour bar: `ticks` are (position in [0, 1] of the bar, text)."""
@@ -288,4 +308,4 @@ def render(pic: Picture, plan: Plan, feature_layers: list[geometry.Layer], path:
         height = min(start - sheet.top - 0.4, 4.0)
         sheet.bar(FEATURE_CMAP, WIDTH - 0.85, start - height - 0.2, height,
                   [(0, "min"), (1, "max")], "each channel from its minimum to its maximum")  # fmt: skip
-    return save_figure(sheet.fig, path, dpi=DPI)
+    return sheet.save(path)

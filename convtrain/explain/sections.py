@@ -139,9 +139,7 @@ def looks_at(
     height = min(top - sheet.top - 0.3, 3.0)
     sheet.bar(raster.CAM_CMAP, width - 0.95, top - height - 0.1, height,
               [(0, "0"), (0.5, "0.5"), (1, "1")], "Grad-CAM / its maximum")  # fmt: skip
-    from convtrain.plots.save import save_figure
-
-    return save_figure(sheet.fig, path, dpi=DPI)
+    return sheet.save(path)
 
 
 # --- sweeps ---------------------------------------------------------------------------------
