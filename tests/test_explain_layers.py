@@ -62,3 +62,25 @@ def test_a_grayscale_run_draws_one_channel_filters(tmp_path: Path, monkeypatch) 
     assert [k.mode for k in seen] == ["grid", "channels"]
     assert all(k.relative_change and k.relative_change > 0 for k in seen)
     assert Image.open(result.images[0].png).mode in ("RGB", "RGBA")
+
+
+def test_an_output_that_cannot_be_written_is_one_line(tmp_path: Path, monkeypatch) -> None:
+    import errno
+
+    import convtrain.plots.save as save
+    from convtrain.errors import ConvtrainError
+
+    run = build_run(tmp_path, [conv(), {"type": "global_avg_pool"}], size=16)
+    image = _first_test_image(run)
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(ConvtrainError) as info:
+        explain(run.path, [image], out=tmp_path / "a-file")
+    assert str(info.value) == f"{tmp_path / 'a-file'}: cannot write the explanation (File exists)"
+
+    def full(*_):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(save, "atomic_write_bytes", full)
+    with pytest.raises(ConvtrainError) as info:
+        explain(run.path, [image], out=tmp_path / "out")
+    assert info.value.exit_code == 1 and str(info.value).startswith("disk full while writing into")

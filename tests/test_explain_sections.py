@@ -83,3 +83,42 @@ def test_compare_on_a_sweep_shows_the_same_images_across_trials(tmp_path: Path, 
     page = (sweep / "report.html").read_text()
     assert "<h2>What the network looks at</h2>" in page
     assert page.count("data:image/png;base64") == 4  # cost, curves and the two new figures
+
+
+def test_a_model_without_spatial_layers_is_evaluated_without_the_section(tmp_path: Path) -> None:
+    from convtrain.errors import ConvtrainError
+    from convtrain.evaluate.run import evaluate_run
+    from convtrain.explain.run import explain
+
+    run = build_run(tmp_path, [{"type": "flatten"}, {"type": "dense", "units": 8}], size=12)
+    evaluate_run(run, "best", "test")
+    assert (run.plots / "misclassified.png").is_file()
+    assert not (run.plots / "what_the_network_looks_at.png").exists()
+    with pytest.raises(ConvtrainError, match="^--layer: the model has no layer with a spatial"):
+        explain(run.path, split="test")
+
+
+def test_a_model_not_built_from_its_config_is_skipped_or_refused(tmp_path: Path) -> None:
+    """A checkpoint made another way (Keras's own layer names): evaluate draws no Grad-CAM,
+    explain says why in one line."""
+    import keras
+
+    from convtrain.errors import ConvtrainError
+    from convtrain.evaluate.run import evaluate_run
+    from convtrain.explain.run import explain
+
+    run = build_run(tmp_path, LAYERS, size=24)
+    other = keras.Sequential(
+        [keras.Input((24, 24, 3)), keras.layers.Conv2D(4, 3, name="c"),
+         keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3, activation="softmax")]
+    )  # fmt: skip
+    other.save(run.checkpoint("best"))
+    evaluate_run(run, "best", "test")
+    assert not (run.plots / "what_the_network_looks_at.png").exists()
+    with pytest.raises(ConvtrainError) as info:
+        explain(run.path, split="test")
+    assert str(info.value) == (
+        f"{run.checkpoint('best')}: expected the layers of config.yaml by name, received a model "
+        "without 'conv2d_1', 'conv2d_2', 'global_avg_pool_1', 'classifier' (not built by "
+        "`convtrain train` from this config)"
+    )

@@ -139,7 +139,7 @@ def _misclassified(ev: Evaluated, path: Path) -> bool:
     # issue 16: each mistake with the Grad-CAM of the class it was taken for.
     from convtrain.explain.sections import with_gradcam
 
-    images, layer = with_gradcam(
+    images, overlay = with_gradcam(
         ev.model, ev.experiment, images, pred.y_pred[chosen], len(pred.classes)
     )
     titles = [
@@ -156,7 +156,7 @@ def _misclassified(ev: Evaluated, path: Path) -> bool:
         titles,
         path,
         f"Misclassified ({shown}) - {ev.title}\neach: true class / predicted class, confidence"
-        f"\nover each: Grad-CAM of the predicted class on {layer}, red strong, blue none",
+        f"{overlay}",
         title_colors=["#b2182b"] * len(chosen),
     )
     return True

@@ -7,11 +7,17 @@ through. Returns an `Explanation`: the command prints it, `explain.json` holds i
 
 from __future__ import annotations
 
+import errno
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from convtrain.config.schema import Experiment
 from convtrain.data.index import resolve_root
 from convtrain.data.split import load_split
 from convtrain.errors import ConfigError, ConvtrainError
@@ -21,11 +27,70 @@ from convtrain.explain.page import write_page
 from convtrain.explain.records import ClassScore, Explanation, ImageExplanation
 from convtrain.explain.select import Decoded, decode, from_paths, from_split
 from convtrain.io import atomic_write_text
-from convtrain.model.shapes import plan_model
+from convtrain.model.shapes import Plan, plan_model
 from convtrain.rundir import RunDir
 
 BATCH = 32
 SPLIT_PARTS = ("test", "val", "train")
+
+
+@dataclass(frozen=True)
+class Job:
+    """What the user asked for, checked: everything but the model itself."""
+
+    run: RunDir
+    experiment: Experiment
+    classes: tuple[str, ...]
+    checkpoint: str
+    plan: Plan
+    layer: geometry.Layer
+    requested: int | None  # --class, as an index
+    top_k: int
+    out_dir: Path
+
+
+def _job(run_dir, layer, class_name, out, split, per_class, checkpoint, top_k) -> Job:
+    run = RunDir.open(run_dir, need=("config", "split", "checkpoint"))
+    experiment = load_experiment(run)
+    classes = tuple(load_split(run.split).classes)
+    checkpoint = choose(checkpoint or experiment.eval.checkpoint, ("best", "last"), "--checkpoint")
+    if split is not None:
+        choose(split, SPLIT_PARTS, "--split")
+    if per_class < 1:
+        raise ConvtrainError(f"--per-class: expected a positive integer, received {per_class}")
+    if class_name is not None and class_name not in classes:
+        raise ConvtrainError(
+            f"--class: expected one of the run's classes ({', '.join(classes)}), received "
+            f"{class_name!r}"
+        )
+    plan = plan_model(experiment, len(classes))
+    if plan.problems:
+        raise ConfigError(plan.problems, source=str(run.config))
+    return Job(
+        run, experiment, classes, checkpoint, plan, geometry.choose_layer(plan, layer),
+        None if class_name is None else classes.index(class_name),
+        min(top_k or experiment.eval.top_k, len(classes)),
+        Path(out) if out is not None else run.path / "explain",
+    )  # fmt: skip
+
+
+@contextmanager
+def _writing(out_dir: Path) -> Iterator[None]:
+    """A file that cannot be written: one line (exit code 1 for a full disk); files already
+    written are kept."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            error = ConvtrainError(
+                f"disk full while writing into {out_dir}: free some space and run the command "
+                f"again (the files already written are kept)"
+            )
+            error.exit_code = 1
+            raise error from None
+        raise ConvtrainError(
+            f"{exc.filename or out_dir}: cannot write the explanation ({exc.strerror or exc})"
+        ) from None
 
 
 def _slug(shown: str) -> str:
@@ -33,14 +98,54 @@ def _slug(shown: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{p.parent.name}-{p.stem}".strip("-"))[:80]
 
 
-def _title(d: Decoded, classes: tuple[str, ...], run: RunDir, checkpoint: str) -> str:
+def _title(d: Decoded, job: Job) -> str:
     s = d.source
     known = (
-        f"true class {classes[s.label]} ({s.part} split)"
+        f"true class {job.classes[s.label]} ({s.part} split)"
         if s.label is not None
         else "not a file of the run's split"
     )
-    return f"{s.shown} - {known}\n{run.path.name}, {checkpoint} checkpoint"
+    return f"{s.shown} - {known}\n{job.run.path.name}, {job.checkpoint} checkpoint"
+
+
+def _record(job: Job, d: Decoded, probed: Any, i: int, unit: tuple, png: str | None):
+    """The numbers of image i of a probed batch, and its Grad-CAM maps by role."""
+    name = job.layer.name
+    cams = {role: probed.cams[role][i] for role in probed.cams if probed.classes[role][i] >= 0}
+    top = np.argsort(-probed.probs[i], kind="stable")[: job.top_k]
+    record = ImageExplanation(
+        image=d.source.shown,
+        true_class=None if d.source.label is None else job.classes[d.source.label],
+        split=d.source.part,
+        predictions=[
+            ClassScore(class_name=job.classes[c], probability=float(probed.probs[i, c]))
+            for c in top
+        ],
+        gradcam_layer=name,
+        gradcam=[
+            measure.gradcam(role, job.classes[probed.classes[role][i]], cam, job.plan, name)
+            for role, cam in cams.items()
+        ],
+        receptive_field=measure.receptive_field(probed.erf[i], job.plan, name, unit),
+        png=png,
+    )
+    return record, cams
+
+
+def _filters(job: Job, model: Any) -> str | None:
+    from convtrain.explain.filters import kernels, plot_filters
+    from convtrain.train.checkpoints import load_checkpoint
+
+    convs = geometry.conv_layers(job.plan)
+    if not convs:
+        return None
+    path = job.run.checkpoint("initial")
+    initial = load_checkpoint(path, compile=False) if path.is_file() else None
+    title = f"Filters of {job.run.path.name} ({job.checkpoint} checkpoint)" + (
+        "" if initial is not None else " - no checkpoints/initial.keras: change not shown"
+    )
+    found = kernels(model, initial, convs, job.plan.input)
+    return str(plot_filters(found, job.out_dir / "filters.png", title))
 
 
 def explain(
@@ -57,114 +162,68 @@ def explain(
     pictures: bool = True,
 ) -> Explanation:
     """Explain the images; `pictures=False` gives the numbers only (no PNG, page or JSON file)."""
-    run = RunDir.open(run_dir, need=("config", "split", "checkpoint"))
-    experiment = load_experiment(run)
-    saved = load_split(run.split)
-    classes = tuple(saved.classes)
-    checkpoint = choose(checkpoint or experiment.eval.checkpoint, ("best", "last"), "--checkpoint")
+    job = _job(run_dir, layer, class_name, out, split, per_class, checkpoint, top_k)
     if not images and split is None:
         raise ConvtrainError(
             "explain: expected IMAGE files or --split test|val|train (with --per-class N), "
             "received neither"
         )
-    if split is not None:
-        choose(split, SPLIT_PARTS, "--split")
-    if per_class < 1:
-        raise ConvtrainError(f"--per-class: expected a positive integer, received {per_class}")
-    if class_name is not None and class_name not in classes:
-        raise ConvtrainError(
-            f"--class: expected one of the run's classes ({', '.join(classes)}), received "
-            f"{class_name!r}"
-        )
-    plan = plan_model(experiment, len(classes))
-    if plan.problems:
-        raise ConfigError(plan.problems, source=str(run.config))
-    target = geometry.choose_layer(plan, layer)
-    root = resolve_root(experiment.data)
+    saved = load_split(job.run.split)
+    root = resolve_root(job.experiment.data)
     sources = from_paths(list(images), saved, root)
     if split is not None:
         sources += from_split(saved, split, per_class, root)
-    decoded, failed = decode(sources, experiment.data)
-    out_dir = Path(out) if out is not None else run.path / "explain"
+    decoded, failed = decode(sources, job.experiment.data)
     result = Explanation(
-        run=str(run.path), checkpoint=checkpoint, out_dir=str(out_dir), html=None,
+        run=str(job.run.path), checkpoint=job.checkpoint, out_dir=str(job.out_dir), html=None,
         filters_png=None, images=[], failed=failed,
     )  # fmt: skip
     if not decoded:
         return result
-
+    # TensorFlow starts only now, the arguments checked (it takes seconds to start).
     from convtrain.tfquiet import import_tensorflow
 
     import_tensorflow()
-    from convtrain.explain.filters import kernels, plot_filters
     from convtrain.explain.probe import Probe
     from convtrain.explain.render import Picture, render
-    from convtrain.train.checkpoints import load_checkpoint
 
-    model = load_model(run, checkpoint)
-    check_model(model, run.checkpoint(checkpoint), experiment, len(classes))
-    features = geometry.feature_layers(plan)
-    unit = geometry.centre_unit(plan, target.name)
-    probe = Probe(model, target, target, tuple(features), unit)
-    k = min(top_k or experiment.eval.top_k, len(classes))
-    requested = classes.index(class_name) if class_name is not None else None
-    if pictures:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    for start in range(0, len(decoded), BATCH):
-        chunk = decoded[start : start + BATCH]
-        wanted = {
-            "true": np.array([-1 if d.source.label is None else d.source.label for d in chunk])
-        }
-        if requested is not None:
-            wanted["requested"] = np.full(len(chunk), requested)
-        probed = probe(np.stack([d.inputs for d in chunk]), wanted)
-        for i, d in enumerate(chunk):
-            n = start + i + 1
-            top = np.argsort(-probed.probs[i], kind="stable")[:k]
-            cams = {
-                role: probed.cams[role][i] for role in probed.cams if probed.classes[role][i] >= 0
-            }
-            record = ImageExplanation(
-                image=d.source.shown,
-                true_class=None if d.source.label is None else classes[d.source.label],
-                split=d.source.part,
-                predictions=[
-                    ClassScore(class_name=classes[c], probability=float(probed.probs[i, c]))
-                    for c in top
-                ],
-                gradcam_layer=target.name,
-                gradcam=[
-                    measure.gradcam(role, classes[probed.classes[role][i]], cam, plan, target.name)
-                    for role, cam in cams.items()
-                ],
-                receptive_field=measure.receptive_field(probed.erf[i], plan, target.name, unit),
-                png=str(out_dir / f"{n:02d}-{_slug(d.source.shown)}.png") if pictures else None,
-            )
-            result.images.append(record)
-            if not pictures:
-                continue
-            picture = Picture(
-                pixels=d.pixels,
-                cams=cams,
-                erf=probed.erf[i],
-                features={name: maps[i] for name, maps in probed.features.items()},
-                record=record,
-                title=_title(d, classes, run, checkpoint),
-            )
-            render(picture, plan, features, Path(record.png))
-    if not pictures:
-        return result
-    convs = geometry.conv_layers(plan)
-    if convs:
-        initial_path = run.checkpoint("initial")
-        initial = load_checkpoint(initial_path, compile=False) if initial_path.is_file() else None
-        found = kernels(model, initial, convs, plan.input)
-        title = f"Filters of {run.path.name} ({checkpoint} checkpoint)" + (
-            "" if initial is not None else " - no checkpoints/initial.keras: change not shown"
+    model = load_model(job.run, job.checkpoint)
+    check_model(model, job.run.checkpoint(job.checkpoint), job.experiment, len(job.classes))
+    missing = [s.name for s in job.plan.leaves() if s.name not in {m.name for m in model.layers}]
+    if missing:
+        raise ConvtrainError(
+            f"{job.run.checkpoint(job.checkpoint)}: expected the layers of config.yaml by name, "
+            f"received a model without {', '.join(repr(m) for m in missing[:5])} (not built by "
+            f"`convtrain train` from this config)"
         )
-        result.filters_png = str(plot_filters(found, out_dir / "filters.png", title))
-    result.html = str(write_page(out_dir / "explain.html", result, plan))
-    atomic_write_text(out_dir / "explain.json", result.to_json() + "\n")
+    features = geometry.feature_layers(job.plan)
+    unit = geometry.centre_unit(job.plan, job.layer.name)
+    probe = Probe(model, job.layer, job.layer, tuple(features), unit)
+    with _writing(job.out_dir):
+        if pictures:
+            job.out_dir.mkdir(parents=True, exist_ok=True)
+        for start in range(0, len(decoded), BATCH):
+            chunk = decoded[start : start + BATCH]
+            wanted = {
+                "true": np.array([-1 if d.source.label is None else d.source.label for d in chunk])
+            }
+            if job.requested is not None:
+                wanted["requested"] = np.full(len(chunk), job.requested)
+            probed = probe(np.stack([d.inputs for d in chunk]), wanted)
+            for i, d in enumerate(chunk):
+                png = job.out_dir / f"{start + i + 1:02d}-{_slug(d.source.shown)}.png"
+                record, cams = _record(job, d, probed, i, unit, str(png) if pictures else None)
+                result.images.append(record)
+                if pictures:
+                    features_i = {name: maps[i] for name, maps in probed.features.items()}
+                    picture = Picture(
+                        d.pixels, cams, probed.erf[i], features_i, record, _title(d, job)
+                    )
+                    render(picture, job.plan, features, png)
+        if pictures:
+            result.filters_png = _filters(job, model)
+            result.html = str(write_page(job.out_dir / "explain.html", result, job.plan))
+            atomic_write_text(job.out_dir / "explain.json", result.to_json() + "\n")
     return result
 
 
@@ -191,7 +250,6 @@ def format_table(result: Explanation) -> str:
             f"{t.size[0]}x{t.size[1]}, {eff}" + (f"\n  picture: {r.png}" if r.png else "")
         )
     if result.html:
-        blocks.append(
-            f"wrote {result.html}" + (f" and {result.filters_png}" if result.filters_png else "")
-        )
+        written = f"wrote {result.html}"
+        blocks.append(written + (f" and {result.filters_png}" if result.filters_png else ""))
     return "\n\n".join(blocks)

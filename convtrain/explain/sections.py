@@ -40,7 +40,7 @@ def gradcam_maps(
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """Grad-CAM of `classes[i]` on image i, spread over the image and scaled to [0, 1]
     ([N, H, W]), with the model's probabilities; on `layer` (default: the last spatial one)."""
-    from convtrain.explain.probe import Probe
+    from convtrain.explain.probe import Probe  # imports TensorFlow: only when maps are drawn
 
     target = geometry.choose_layer(plan, layer)
     probe = Probe(model, target)
@@ -53,15 +53,34 @@ def gradcam_maps(
     return np.stack(heats), np.concatenate(probs), target.name
 
 
+def spatial(plan: Plan) -> bool:
+    """Whether the model has a layer Grad-CAM can work on (a dense-only model has none)."""
+    return any(step.out.spatial for step in plan.steps)
+
+
+def built_from(model: Any, plan: Plan) -> bool:
+    """Whether `model` has the plan's layers by name (any model `convtrain train` saved does;
+    a model made another way cannot be probed by the plan's names)."""
+    names = {layer.name for layer in getattr(model, "layers", ())}
+    return all(step.name in names for step in plan.leaves())
+
+
+def explainable(model: Any, plan: Plan) -> bool:
+    return spatial(plan) and built_from(model, plan)
+
+
 def with_gradcam(model: Any, experiment: Experiment, images: np.ndarray, classes, num_classes: int):
-    """uint8 images [N, H, W, C] with the Grad-CAM of `classes` over them (uint8 RGB), and
-    the layer's name: for the misclassified grid of `convtrain evaluate`."""
-    heats, _, layer = gradcam_maps(
-        model, _plan(experiment, num_classes), images, np.asarray(classes)
-    )
+    """uint8 images [N, H, W, C] with the Grad-CAM of `classes` over them (uint8 RGB), and a
+    title line saying so, for the misclassified grid of `convtrain evaluate`; the images as
+    they are, and no line, when the model has no spatial layer or not the plan's layers."""
+    plan = _plan(experiment, num_classes)
+    if not explainable(model, plan):
+        return images, ""
+    heats, _, layer = gradcam_maps(model, plan, images, np.asarray(classes))
+    blended = [raster.blend(raster.rgb(im), h) for im, h in zip(images, heats, strict=True)]
     return np.stack(
-        [raster.blend(raster.rgb(im), h) for im, h in zip(images, heats, strict=True)]
-    ), layer
+        blended
+    ), f"\nover each: Grad-CAM of the predicted class on {layer}, red strong, blue none"
 
 
 def _sample(y_true: np.ndarray, y_pred: np.ndarray, confidence: np.ndarray, per_class: int):
@@ -91,10 +110,11 @@ def looks_at(
     """`plots/what_the_network_looks_at.png`: per class, Grad-CAM of the predicted class on
     its most confident correct images beside its most confident mistakes. `images(i)` gives
     the uint8 pixels of image i of the evaluated split. None when there is nothing to show."""
+    plan = _plan(experiment, len(classes))
     y_pred = np.argmax(probs, axis=1)
     confidence = probs.max(axis=1)
     rows = _sample(np.asarray(y_true), y_pred, confidence, per_class)
-    if not rows:
+    if not rows or not explainable(model, plan):
         return None
     chosen = sorted(rows)
     note = ""
@@ -103,7 +123,7 @@ def looks_at(
         note = f"; the {MAX_CLASSES} classes with the most mistakes of {len(rows)}"
     index = [i for c in chosen for i in (*rows[c][0], *rows[c][1])]
     pixels = np.stack([images(i) for i in index])
-    heats, _, layer = gradcam_maps(model, _plan(experiment, len(classes)), pixels, y_pred[index])
+    heats, _, layer = gradcam_maps(model, plan, pixels, y_pred[index])
     drawn = dict(zip(index, range(len(index)), strict=True))
     size = raster.fit(pixels.shape[1:], CELL)
     cell_w, cell_h = size[1] / DPI + 0.1, size[0] / DPI + 0.42
