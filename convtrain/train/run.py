@@ -137,7 +137,6 @@ def start_run(
             run = RunDir.create(runs_dir, name or experiment.name)
             atomic_write_text(run.config, dump_config(experiment))
             save_split(split, run.split)
-            checkpoints.save_initial(run, model)  # issue 16: explain's filter change from init
             atomic_write_json(
                 run.environment,
                 {**environment(experiment.seed), "distribute": _placement_json(placement, trained)},
@@ -154,6 +153,9 @@ def start_run(
         with _workspace(run, placement) as work:
             state.save(work)
             write_history(work, state)
+            # issue 16: explain's change from initialisation. Every worker saves, as for the
+            # other checkpoints: a multi-worker save is a collective operation.
+            checkpoints.save_initial(work, model)
             print(f"run directory: {run.path}", file=sys.stderr, flush=True)
             if note:
                 print(note, file=sys.stderr, flush=True)
