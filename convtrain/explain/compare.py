@@ -8,6 +8,7 @@ centre unit, so kernel 3/5/7, dilation 1/2 or a stride against a pool are seen, 
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +55,7 @@ def _sample(split: Split, n: int) -> list[tuple[str, int]]:
 
 
 def _trial(path: Path, label: str, keys: Sequence[str], sample: list[tuple[str, int]]) -> Trial:
-    from convtrain.explain.probe import Probe
+    from convtrain.explain.probe import Probe  # imports TensorFlow, started by compare_section
 
     run = RunDir.open(path, need=("config", "split", "checkpoint"))
     experiment = load_experiment(run)
@@ -112,8 +113,6 @@ def _cam_figure(trials: list[Trial], classes: Sequence[str], sample, path: Path)
 
 
 def _wrap(text: str, n: int) -> list[str]:
-    import textwrap
-
     return textwrap.wrap(text, n) or [""]
 
 
@@ -172,7 +171,7 @@ def compare_section(
     runs: Sequence[tuple[Path, str]], keys: Sequence[str], out_dir: Path
 ) -> list[Path]:
     """Write FILES into `out_dir` for the runs (path, label), the first trial's test images."""
-    from convtrain.tfquiet import import_tensorflow
+    from convtrain.tfquiet import import_tensorflow  # compare starts it only for a sweep
 
     first = RunDir.open(runs[0][0], need=("config", "split", "checkpoint"))
     split = load_split(first.split)

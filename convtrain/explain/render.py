@@ -8,6 +8,7 @@ the project's saver.
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,6 +97,10 @@ class Sheet:
         bottom = y * DPI - {"baseline": descent, "bottom": 0, "center": h / 2, "top": h}[va]
         self._paste(block, round(left), round(bottom))
 
+    def caption(self, x: float, y: float, side: float, text: str) -> None:
+        """A title centred over the panel of `side` inches at (x, y)."""
+        self.text(x + side / 2, y + side + 0.08, text, ha="center", fontsize=9)
+
     def bar(self, cmap: str, x: float, y: float, h: float, ticks, label: str) -> None:
         """A vertical colour bar: `ticks` are (position in [0, 1] of the bar, text)."""
         self.image(raster.gradient_bar(cmap, (round(h * DPI), 12)), x, y)
@@ -158,22 +163,14 @@ def header(sheet: Sheet, pic: Picture, plan: Plan) -> None:
                "each class lies (+: the peak)", fontsize=9.5, fontweight="bold")  # fmt: skip
     h, w = pic.pixels.shape[:2]
     sheet.image(raster.resize(raster.rgb(pic.pixels), raster.fit(pic.pixels.shape, PANEL)), 0.2, y)
-    sheet.text(
-        0.2 + side / 2, y + side + 0.08, f"the model's input ({h}x{w})", ha="center", fontsize=9
-    )
+    sheet.caption(0.2, y, side, f"the model's input ({h}x{w})")
     top_k(sheet, rec, 2.45, y + 0.05, side - 0.3)
     x = 5.35
     for g, roles in panels(rec, pic.cams):
         sheet.image(
             cam_panel(pic.pixels, pic.cams[g.role], g, plan, rec.gradcam_layer, PANEL), x, y
         )
-        sheet.text(
-            x + side / 2,
-            y + side + 0.08,
-            f"{short(g.class_name)} ({roles})",
-            ha="center",
-            fontsize=9,
-        )
+        sheet.caption(x, y, side, f"{short(g.class_name)} ({roles})")
         if g.peak is None:
             sheet.text(x + side / 2, y + side / 2, "no positive\nevidence", ha="center", va="center",
                        color="white", fontsize=9, fontweight="bold")  # fmt: skip
@@ -200,13 +197,7 @@ def fields(sheet: Sheet, pic: Picture, plan: Plan) -> None:
     cr, cc = raster.to_panel(rows[rf.unit[0]], scale), raster.to_panel(cols[rf.unit[1]], scale)
     theory[max(cr - 2, 0) : cr + 3, max(cc - 2, 0) : cc + 3] = YELLOW
     sheet.image(theory, 0.2, y)
-    sheet.text(
-        0.2 + side / 2,
-        y + side + 0.08,
-        f"theoretical: {t.size[0]}x{t.size[1]}",
-        ha="center",
-        fontsize=9,
-    )
+    sheet.caption(0.2, y, side, f"theoretical: {t.size[0]}x{t.size[1]}")
     x = 2.4
     if pic.erf is not None and e.support is not None:
         # A square-root scale: the field's tails, a few percent of its peak, stay visible.
@@ -216,17 +207,11 @@ def fields(sheet: Sheet, pic: Picture, plan: Plan) -> None:
         ticks = [(np.sqrt(v), f"{v:g}") for v in (0, 0.05, 0.25, 0.5, 1)]
         sheet.bar(ERF_CMAP, x + side + 0.08, y, side, ticks, "|d unit / d pixel| / max")
     else:
-        sheet.text(x + side / 2, y + side / 2, "\n".join(_wrap(e.note or "not computed", 26)),
+        sheet.text(x + side / 2, y + side / 2, "\n".join(textwrap.wrap(e.note or "not computed", 26)),
                    ha="center", va="center")  # fmt: skip
         title = "effective"
-    sheet.text(x + side / 2, y + side + 0.08, title, ha="center", fontsize=9)
+    sheet.caption(x, y, side, title)
     sheet.text(5.35, y + side, numbers(pic.record), va="top", family="monospace")
-
-
-def _wrap(text: str, n: int) -> list[str]:
-    import textwrap
-
-    return textwrap.wrap(text, n)
 
 
 def numbers(rec: ImageExplanation) -> str:

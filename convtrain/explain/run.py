@@ -23,12 +23,15 @@ from convtrain.data.split import load_split
 from convtrain.errors import ConfigError, ConvtrainError
 from convtrain.evaluate.loading import check_model, choose, load_experiment, load_model
 from convtrain.explain import geometry, measure
+from convtrain.explain.filters import kernels, plot_filters
 from convtrain.explain.page import write_page
 from convtrain.explain.records import ClassScore, Explanation, ImageExplanation
+from convtrain.explain.render import Picture, render
 from convtrain.explain.select import Decoded, decode, from_paths, from_split
 from convtrain.io import atomic_write_text
 from convtrain.model.shapes import Plan, plan_model
 from convtrain.rundir import RunDir
+from convtrain.train.checkpoints import load_checkpoint
 
 BATCH = 32
 SPLIT_PARTS = ("test", "val", "train")
@@ -133,9 +136,6 @@ def _record(job: Job, d: Decoded, probed: Any, i: int, unit: tuple, png: str | N
 
 
 def _filters(job: Job, model: Any) -> str | None:
-    from convtrain.explain.filters import kernels, plot_filters
-    from convtrain.train.checkpoints import load_checkpoint
-
     convs = geometry.conv_layers(job.plan)
     if not convs:
         return None
@@ -184,8 +184,7 @@ def explain(
     from convtrain.tfquiet import import_tensorflow
 
     import_tensorflow()
-    from convtrain.explain.probe import Probe
-    from convtrain.explain.render import Picture, render
+    from convtrain.explain.probe import Probe  # imports TensorFlow
 
     model = load_model(job.run, job.checkpoint)
     check_model(model, job.run.checkpoint(job.checkpoint), job.experiment, len(job.classes))

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from convtrain.config.schema import Experiment
+from convtrain.errors import ConfigError
 from convtrain.explain import geometry, raster
 from convtrain.explain.measure import scaled
 from convtrain.explain.render import DPI, Sheet, short
@@ -29,8 +30,6 @@ GREEN, RED = "#1a7f37", "#b2182b"
 def _plan(experiment: Experiment, num_classes: int) -> Plan:
     plan = plan_model(experiment, num_classes)
     if plan.problems:
-        from convtrain.errors import ConfigError
-
         raise ConfigError(plan.problems, source="model")
     return plan
 
