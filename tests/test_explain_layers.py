@@ -49,12 +49,12 @@ def test_a_block_or_a_layer_inside_one_can_be_chosen(tmp_path: Path) -> None:
 
 
 def test_a_grayscale_run_draws_one_channel_filters(tmp_path: Path, monkeypatch) -> None:
-    import convtrain.explain.filters as filters
+    import convtrain.explain.run as explain_run
 
     seen: list[Kernel] = []
-    real = filters.plot_filters
+    real = explain_run.plot_filters
     monkeypatch.setattr(
-        filters, "plot_filters", lambda found, *a: seen.extend(found) or real(found, *a)
+        explain_run, "plot_filters", lambda found, *a: seen.extend(found) or real(found, *a)
     )
     run = build_run(tmp_path, [conv(), conv(6, strides=2), {"type": "global_avg_pool"}],
                     size=24, color_mode="grayscale")  # fmt: skip
