@@ -90,15 +90,19 @@ def _unit(w: np.ndarray) -> np.ndarray:
     return np.where(top > 0, w / np.where(top > 0, top, 1.0), 0.0)
 
 
-def _tiles(tiles: list[np.ndarray], cols: int, gap: int = 1) -> np.ndarray:
-    """Equal tiles [kh, kw(, 3)] in a grid, NaN (or white) between them."""
+def _tiles(tiles: list[np.ndarray], cols: int, gap: int = 3) -> np.ndarray:
+    """Equal tiles [kh, kw(, 3)] in a grid, each enlarged by a whole factor (sharp weights) so
+    the grid is about PANEL_WIDTH pixels wide; `gap` pixels of NaN (RGB: white) between them."""
     kh, kw = tiles[0].shape[:2]
+    f = max(1, min((PANEL_WIDTH - (cols - 1) * gap) // (cols * kw), 24))
+    th, tw = kh * f, kw * f
     rows = -(-len(tiles) // cols)
-    shape = (rows * (kh + gap) - gap, cols * (kw + gap) - gap, *tiles[0].shape[2:])
+    shape = (rows * (th + gap) - gap, cols * (tw + gap) - gap, *tiles[0].shape[2:])
     out = np.full(shape, 1.0 if tiles[0].ndim == 3 else np.nan)
     for i, t in enumerate(tiles):
         r, c = divmod(i, cols)
-        out[r * (kh + gap) : r * (kh + gap) + kh, c * (kw + gap) : c * (kw + gap) + kw] = t
+        big = np.repeat(np.repeat(t, f, axis=0), f, axis=1)
+        out[r * (th + gap) : r * (th + gap) + th, c * (tw + gap) : c * (tw + gap) + tw] = big
     return out
 
 
@@ -125,10 +129,8 @@ def _grid(k: Kernel, w: np.ndarray) -> tuple[np.ndarray, str]:
 
 
 def panel(k: Kernel, w: np.ndarray) -> tuple[np.ndarray, str]:
-    """The mosaic as uint8 RGB, enlarged by a whole factor to about PANEL_WIDTH pixels."""
-    grid, what = _grid(k, w)
-    f = max(1, min(PANEL_WIDTH // grid.shape[1], 24))
-    big = np.repeat(np.repeat(grid, f, axis=0), f, axis=1)
+    """The mosaic as uint8 RGB, about PANEL_WIDTH pixels wide, and what it shows."""
+    big, what = _grid(k, w)
     if k.mode == "rgb":
         return (np.clip(big, 0, 1) * 255).astype(np.uint8), what
     return raster.coloured(big, DIVERGING, Normalize(-1.0, 1.0, clip=True)), what
