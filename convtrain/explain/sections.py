@@ -34,21 +34,38 @@ def _plan(experiment: Experiment, num_classes: int) -> Plan:
     return plan
 
 
+# The probe of the last model asked about: an evaluation draws two figures from one model, and
+# tracing the probe's graph is most of their cost. Holds one model until the next is asked for.
+_last: list[Any] = []
+
+
+def _probe(model: Any, target: geometry.Layer) -> Any:
+    from convtrain.explain.probe import Probe  # imports TensorFlow: only when maps are drawn
+
+    if not _last or _last[0] is not model or _last[1] != target.name:
+        _last[:] = [model, target.name, Probe(model, target)]
+    return _last[2]
+
+
 def gradcam_maps(
     model: Any, plan: Plan, pixels: np.ndarray, classes: np.ndarray, layer: str | None = None
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """Grad-CAM of `classes[i]` on image i, spread over the image and scaled to [0, 1]
     ([N, H, W]), with the model's probabilities; on `layer` (default: the last spatial one)."""
-    from convtrain.explain.probe import Probe  # imports TensorFlow: only when maps are drawn
-
     target = geometry.choose_layer(plan, layer)
-    probe = Probe(model, target)
+    probe = _probe(model, target)
     heats, probs = [], []
     for start in range(0, len(pixels), BATCH):
         batch = np.asarray(pixels[start : start + BATCH], dtype=np.float32) / 255.0
-        probed = probe(batch, {"wanted": np.asarray(classes[start : start + BATCH])})
-        heats += [scaled(geometry.upsample(c, plan, target.name)) for c in probed.cams["wanted"]]
-        probs.append(probed.probs)
+        wanted = np.asarray(classes[start : start + BATCH])
+        n = len(batch)
+        # Every batch padded to BATCH images: one traced graph serves them all.
+        batch = np.concatenate([batch, np.zeros((BATCH - n, *batch.shape[1:]), np.float32)])
+        probed = probe(batch, {"wanted": np.concatenate([wanted, np.full(BATCH - n, -1)])})
+        heats += [
+            scaled(geometry.upsample(c, plan, target.name)) for c in probed.cams["wanted"][:n]
+        ]
+        probs.append(probed.probs[:n])
     return np.stack(heats), np.concatenate(probs), target.name
 
 
