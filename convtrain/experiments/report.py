@@ -49,6 +49,12 @@ def run_compare(
     header, rows = compare.write_outputs(out_dir, runs, sort_by)
     click.echo(FORMATS[fmt](header, rows).rstrip("\n"))
     if len(paths) == 1 and (Path(paths[0]) / LEGACY_SWEEP).is_file():
+        # issue 16: the same test images across the trials, in the sweep's report.
+        from convtrain.explain.compare import compare_section
+
+        names = compare.labels(runs)
+        trials = [(r.run.path, names[r.name]) for r in runs]
+        compare_section(trials, compare.differing(runs) if len(runs) > 1 else [], out_dir)
         page = html.sweep_report(out_dir, header, rows, compare.cell)
         click.echo(f"report: {page}", err=True)
     # stdout holds only the table, so `--format csv > table.csv` gives a clean file

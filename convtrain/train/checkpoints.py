@@ -75,6 +75,11 @@ def recover(run: RunDir, completed: int) -> None:
             path.unlink(missing_ok=True)  # an epoch state.json never counted, or a torn temp file
 
 
+def save_initial(run: RunDir, model: Any) -> None:
+    """The model before its first training step: `convtrain explain` shows what training changed."""
+    atomic_save(run.checkpoint("initial"), lambda p: model.save(p), suffix=".keras")
+
+
 def save_final(run: RunDir, model: Any) -> None:
     atomic_save(
         run.final_model, lambda p: model.save(p), suffix=".keras", needed=_size_of(run, model)

@@ -159,6 +159,9 @@ def start_run(
             with _removed_on_write_failure(work if placement.is_chief else None):
                 state.save(work)
                 write_history(work, state)
+                # issue 16: explain's change from initialisation. Every worker saves, as for the
+                # other checkpoints: a multi-worker save is a collective operation.
+                checkpoints.save_initial(work, model)
             print(f"run directory: {run.path}", file=sys.stderr, flush=True)
             if note:
                 print(note, file=sys.stderr, flush=True)
