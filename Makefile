@@ -11,7 +11,7 @@ DATA_DIR ?= data/caltech-101
 ARCHIVE ?= $(firstword $(wildcard ../shared/datasets/caltech-101/101_ObjectCategories.tar.gz))
 SOURCE_FLAG := $(if $(ARCHIVE),--source $(ARCHIVE),)
 
-.PHONY: install test lint train evaluate inspect data bench bench-search sweeps guide clean
+.PHONY: install test lint train evaluate inspect data bench bench-search bench-explain sweeps guide clean
 
 install: $(STAMP)
 
@@ -51,6 +51,12 @@ bench: data
 SEARCH_ARGS ?=
 bench-search: data
 	$(BIN)/python benchmarks/search_bench.py $(SEARCH_ARGS)
+
+# `convtrain explain` on 8 test images of RUN (a StridedNet run), counted after TensorFlow starts
+# (target: under 5 s on 2 cores); writes benchmarks/results/<date>-explain.json.
+bench-explain: install
+	@test -n "$(RUN)" || { echo "no run directory: pass RUN=runs/<name>-<timestamp>" >&2; exit 2; }
+	$(BIN)/python benchmarks/explainbench.py $(patsubst %/config.yaml,%,$(RUN))
 
 # The Conv2D guide (docs/conv2d-guide.md): every example sweep, run on the real data into
 # runs/sweeps/<name> (a sweep already there resumes, finished trials are kept), then compared

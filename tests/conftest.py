@@ -94,6 +94,7 @@ RUN_LAYOUT = (
     "model.keras",
     "checkpoints/last.keras",
     "checkpoints/best.keras",
+    "checkpoints/initial.keras",
     "tensorboard",
     "reports/metrics.json",
     "plots",

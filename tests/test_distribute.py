@@ -375,7 +375,11 @@ def history_epochs(run: RunDir) -> list[int]:
 def assert_complete(run: RunDir, epochs: int) -> None:
     missing = [item for item in RUN_LAYOUT if not (run.path / item).exists()]
     assert missing == []
-    assert sorted(p.name for p in run.checkpoints.iterdir()) == ["best.keras", "last.keras"]
+    assert sorted(p.name for p in run.checkpoints.iterdir()) == [
+        "best.keras",
+        "initial.keras",
+        "last.keras",
+    ]
     assert history_epochs(run) == list(range(1, epochs + 1))
     assert json.loads(run.state.read_text())["status"] == "completed"
 

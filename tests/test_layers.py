@@ -23,6 +23,7 @@ LAYERS = (
     ("model", ("model",)),
     ("plots", ("plots",)),
     ("train", ("train",)),
+    ("explain", ("explain",)),  # Grad-CAM, feature maps, fields: drawn by evaluate and explain
     ("evaluate", ("evaluate",)),
     ("experiments", ("experiments",)),
     ("search", ("search",)),  # the sweep engine on Optuna: studies of ordinary runs

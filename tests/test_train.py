@@ -238,7 +238,11 @@ def test_kill_9_then_resume_finishes_with_a_continuous_history(env, tmp_path: Pa
     steps = math.ceil(30 / 8)
     last = keras.models.load_model(run.checkpoint("last"), safe_mode=True)
     assert int(last.optimizer.iterations) == 5 * steps
-    assert sorted(p.name for p in run.checkpoints.iterdir()) == ["best.keras", "last.keras"]
+    assert sorted(p.name for p in run.checkpoints.iterdir()) == [
+        "best.keras",
+        "initial.keras",
+        "last.keras",
+    ]
 
     again = convtrain("train", "--resume", str(run.path), env=env)
     assert again.returncode == 2

@@ -28,6 +28,7 @@ COMMANDS = {
     "compare": "Compare runs (RUN_DIR... or a SWEEP_DIR): what differs, what it scored, what it cost.",
     "data": "Get CALTECH-101, describe it, preview augmentation.",
     "evaluate": "Re-evaluate a run: classification report, metrics and plots.",
+    "explain": "Grad-CAM, feature maps, receptive fields and filters of IMAGEs, as PNGs and explain.html.",
     "inspect": "Per layer: output shape, parameters, multiply-accumulates, receptive field, jump.",
     "predict": "Top-k classes with probabilities for each image, with the run's own preprocessing.",
     "report": "Write a self-contained report.html for a run or a sweep directory.",
@@ -74,6 +75,7 @@ def cli() -> None:
       convtrain inspect configs/stridednet.yaml # shapes, parameters, receptive fields
       convtrain train configs/stridednet.yaml   # writes runs/stridednet-<timestamp>/
       convtrain evaluate runs/stridednet-...    # reports and plots of a run
+      convtrain explain runs/stridednet-... --split test  # where it looks, what each layer sees
     """
 
 

@@ -10,6 +10,7 @@ import click
 from convtrain.evaluate.summary import METRICS
 from convtrain.experiments import compare as comparison
 from convtrain.experiments.html import sweep_report
+from convtrain.explain.compare import compare_section
 from convtrain.search.report import compare_sweep
 
 LEGACY_SWEEP = "sweep.json"  # convtrain's earlier sweep engine: its trials are compared as runs
@@ -79,6 +80,10 @@ def run_compare(
     header, rows = comparison.write_outputs(out_dir, runs, sort_by)
     click.echo(FORMATS[fmt](header, rows).rstrip("\n"))
     if len(paths) == 1 and (Path(paths[0]) / LEGACY_SWEEP).is_file():
+        # issue 16: the same test images across the trials, in the sweep's report.
+        names = comparison.labels(runs)
+        trials = [(r.run.path, names[r.name]) for r in runs]
+        compare_section(trials, comparison.differing(runs) if len(runs) > 1 else [], out_dir)
         page = sweep_report(out_dir, header, rows, comparison.cell)
         click.echo(f"report: {page}", err=True)
     # stdout holds only the table, so `--format csv > table.csv` gives a clean file

@@ -255,10 +255,14 @@ def fit(
             epoch = state.completed_epochs + 1
             notes = [f"resuming {run.path} at epoch {epoch} of {state.epochs}"]
         with workspace(run, placement, console) as work:
-            fresh = job.run is None and placement.is_chief
-            with removed_on_write_failure(work if fresh else None):
+            fresh = job.run is None
+            with removed_on_write_failure(work if fresh and placement.is_chief else None):
                 state.save(work)
                 write_history(work, state)
+                if fresh:
+                    # issue 16: explain's change from initialisation. Every worker saves, as for
+                    # the other checkpoints: a multi-worker save is a collective operation.
+                    checkpoints.save_initial(work, model)
             for note in notes:
                 console.note(note)
             progress_bar = sys.stdout.isatty()  # Keras draws its bar on stdout

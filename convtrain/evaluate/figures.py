@@ -13,6 +13,7 @@ import numpy as np
 from convtrain.config.schema import Experiment
 from convtrain.data.decode import decode_image
 from convtrain.evaluate.metrics import Metrics, Predictions
+from convtrain.explain.sections import looks_at, with_gradcam
 from convtrain.history import History
 from convtrain.plots.evaluation import plot_confusion_matrix, plot_filters, plot_per_class_accuracy
 from convtrain.plots.grid import image_grid
@@ -30,6 +31,7 @@ PLOTS = {
     "curves": "learning_curves.png",
     "misclassified": "misclassified.png",
     "filters": "filters.png",
+    "looks_at": "what_the_network_looks_at.png",  # issue 16: convtrain.explain.sections
 }
 
 
@@ -73,6 +75,8 @@ def write_plots(
         written.add("curves")
     if _misclassified(ev, out["misclassified"]):
         written.add("misclassified")
+    if _looks_at(ev, out["looks_at"]):  # issue 16
+        written.add("looks_at")
     conv = first_conv(ev.model)
     if conv is not None:
         kernel = keras.ops.convert_to_numpy(conv.kernel)
@@ -125,6 +129,10 @@ def _misclassified(ev: Evaluated, path: Path) -> bool:
             for i in chosen
         ]
     )
+    # issue 16: each mistake with the Grad-CAM of the class it was taken for.
+    images, overlay = with_gradcam(
+        ev.model, ev.experiment, images, pred.y_pred[chosen], len(pred.classes)
+    )
     titles = [
         grid_title(pred.classes[pred.y_true[i]], pred.classes[pred.y_pred[i]], pred.confidence[i])
         for i in chosen
@@ -138,7 +146,20 @@ def _misclassified(ev: Evaluated, path: Path) -> bool:
         images,
         titles,
         path,
-        f"Misclassified ({shown}) - {ev.title}\neach: true class / predicted class, confidence",
+        f"Misclassified ({shown}) - {ev.title}\neach: true class / predicted class, confidence"
+        f"{overlay}",
         title_colors=["#b2182b"] * len(chosen),
     )
     return True
+
+
+def _looks_at(ev: Evaluated, path: Path) -> bool:
+    """issue 16: Grad-CAM of correct and misclassified images per class, side by side."""
+    data = ev.experiment.data
+
+    def pixels(i: int) -> np.ndarray:
+        return decode_image(ev.root / ev.files[i], data.image_size, data.resize, data.color_mode)
+
+    pred = ev.pred
+    args = (ev.model, ev.experiment, pred.classes, pixels, pred.y_true, pred.probs)
+    return looks_at(*args, path, ev.title) is not None

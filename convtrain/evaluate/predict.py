@@ -12,9 +12,9 @@ import numpy as np
 from convtrain.config.schema import Experiment
 from convtrain.data.decode import decode_images
 from convtrain.data.split import Split
-from convtrain.evaluate.loading import check_model, load_experiment, load_model
 from convtrain.evaluate.metrics import softmax_if_logits, top_k_indices
 from convtrain.rundir import RunDir
+from convtrain.train.loading import check_model, load_experiment, load_model
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ from convtrain.data.pipeline import make_eval_dataset
 from convtrain.data.split import Split
 from convtrain.errors import ConvtrainError
 from convtrain.evaluate.figures import Evaluated, write_plots
-from convtrain.evaluate.loading import SPLITS, check_model, choose, load_model
 from convtrain.evaluate.metrics import (
     ConfusedPair,
     Predictions,
@@ -32,6 +31,7 @@ from convtrain.history import History
 from convtrain.plots.training import Best
 from convtrain.progress import QUIET, Reporter
 from convtrain.rundir import RunDir
+from convtrain.train.loading import SPLITS, check_model, choose, load_model
 
 
 @dataclass(frozen=True)

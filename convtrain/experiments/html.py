@@ -39,6 +39,7 @@ PLOT_ORDER = [
     "confusion_matrix",
     "per_class_accuracy",
     "misclassified",
+    "what_the_network_looks_at",  # issue 16
     "filters",
 ]
 
@@ -163,6 +164,9 @@ def sweep_report(sweep_dir: Path, header: list[str], rows: list[list[Any]], cell
     for name in ("compare_cost.png", "compare_curves.png"):
         if (sweep_dir / name).is_file():
             body.append(_img(sweep_dir / name))
+    looks = [sweep_dir / n for n in ("compare_gradcam.png", "compare_layer.png")]  # issue 16
+    if any(p.is_file() for p in looks):
+        body += ["<h2>What the network looks at</h2>", *(_img(p) for p in looks if p.is_file())]
     out = sweep_dir / "report.html"
     atomic_write_text(out, _page(f"convtrain sweep: {sweep_dir.name}", body))
     return out

@@ -1,4 +1,4 @@
-"""The one way a figure becomes a PNG: rendered in memory, written atomically, then released."""
+"""Write a matplotlib figure (or a picture already drawn as pixels) as a PNG, atomically."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import io
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib.figure import Figure
+from PIL import Image
 
 from convtrain.io import atomic_write_bytes
 
@@ -27,5 +29,14 @@ def save_figure(fig: Figure, path: str | Path, *, dpi: int = DPI, tight: bool = 
         )
     finally:
         plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+    return Path(path)
+
+
+def save_image(pixels: np.ndarray, path: str | Path, dpi: int = DPI) -> Path:
+    """A uint8 RGB(A) picture as a PNG (issue 16: explain draws its figures as pixels; a
+    figure around them cost 0.4 s more each, measured). No timestamp, as save_figure."""
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(pixels)).save(buf, format="png", dpi=(dpi, dpi))
     atomic_write_bytes(path, buf.getvalue())
     return Path(path)

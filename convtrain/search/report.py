@@ -13,6 +13,8 @@ from typing import Any
 
 from convtrain.experiments import compare
 from convtrain.experiments.html import _img, _page, _table
+from convtrain.explain.compare import FILES as EXPLAIN_FILES
+from convtrain.explain.compare import compare_section
 from convtrain.io import atomic_write_text
 from convtrain.search.figures import FIGURES, write_figures
 from convtrain.search.results import best, configurations, train_command, trials_table
@@ -39,6 +41,10 @@ def compare_sweep(sweep_dir: Path, out_dir: Path, sort_by: str) -> dict[str, Any
     runs = [compare.summarize(p) for p in local_runs(study)]
     if runs:
         compare.write_plots(out_dir, runs, sort_by)
+        names = compare.labels(runs)
+        # The same test images across the trials (Grad-CAM, the changed layer's fields).
+        keys = compare.differing(runs) if len(runs) > 1 else []
+        compare_section([(r.run.path, names[r.name]) for r in runs], keys, out_dir)
     page = write_page(sweep_dir, out_dir, record, study, header, rows, notes)
     return {"header": header, "rows": rows, "figures": figures, "notes": notes, "page": page}
 
@@ -73,6 +79,9 @@ def write_page(
     for name, title in (("compare_cost.png", "Cost"), ("compare_curves.png", "Curves")):
         if (out_dir / name).is_file():
             body += [f"<h2>{title}</h2>", _img(out_dir / name)]
+    looks = [out_dir / name for name in EXPLAIN_FILES if (out_dir / name).is_file()]
+    if looks:
+        body += ["<h2>What the network looks at</h2>", *(_img(p) for p in looks)]
     if notes:
         body += ['<p class="muted">' + "<br>".join(html.escape(n) for n in notes) + "</p>"]
     out = out_dir / "report.html"

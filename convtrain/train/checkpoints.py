@@ -17,7 +17,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import keras
 import numpy as np
 
 from convtrain.errors import ConvtrainError, WriteFailed
@@ -76,6 +75,11 @@ def recover(run: RunDir, completed: int) -> None:
             path.unlink(missing_ok=True)  # an epoch state.json never counted, or a torn temp file
 
 
+def save_initial(run: RunDir, model: Any) -> None:
+    """The model before its first training step: `convtrain explain` shows what training changed."""
+    atomic_save(run.checkpoint("initial"), lambda p: model.save(p), suffix=".keras")
+
+
 def save_final(run: RunDir, model: Any) -> None:
     atomic_save(
         run.final_model, lambda p: model.save(p), suffix=".keras", needed=_size_of(run, model)
@@ -84,6 +88,9 @@ def save_final(run: RunDir, model: Any) -> None:
 
 def load_checkpoint(path: Path, compile: bool = True) -> Any:
     """The model (compiled, with its optimizer state, unless `compile=False`) in Keras's safe mode."""
+    # Keras takes about 5 s to import (measured): `explain` reads the rest of this module first.
+    import keras
+
     if not path.is_file():
         raise ConvtrainError(f"{path}: missing from the run directory")
     try:

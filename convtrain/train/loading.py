@@ -10,6 +10,7 @@ from convtrain.config.load import load_config
 from convtrain.config.schema import Experiment
 from convtrain.errors import ConvtrainError
 from convtrain.rundir import RunDir
+from convtrain.tfquiet import import_tensorflow
 from convtrain.train.checkpoints import load_checkpoint
 
 CHECKPOINTS = ("best", "last")
@@ -37,6 +38,7 @@ def load_model(run: RunDir, checkpoint: str) -> Any:
         raise ConvtrainError(
             f"{run.path}: incomplete run directory: checkpoints/{path.name} is missing{hint}"
         )
+    import_tensorflow()  # quietly: load_checkpoint imports Keras
     return load_checkpoint(path, compile=False)
 
 
