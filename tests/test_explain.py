@@ -52,7 +52,7 @@ def write_squares(root: Path, colours: dict, per_class: int, seed: int) -> Path:
 
 
 def train(base: Path, colours: dict, **train_options) -> RunDir:
-    from convtrain.train.run import run_train
+    from convtrain.commands import main
 
     root = write_squares(base / "data", colours, per_class=30, seed=1)
     config = {
@@ -74,7 +74,11 @@ def train(base: Path, colours: dict, **train_options) -> RunDir:
     }  # fmt: skip
     path = base / "squares.yaml"
     path.write_text(yaml.safe_dump(config))
-    return run_train(str(path), runs_dir=str(base / "runs"))
+    with pytest.raises(SystemExit) as done:  # `convtrain train`, in this process
+        main(["train", str(path), "--runs-dir", str(base / "runs")])
+    assert done.value.code == 0
+    (run,) = (base / "runs").iterdir()
+    return RunDir(run)
 
 
 @pytest.fixture(scope="module")
