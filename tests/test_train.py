@@ -433,6 +433,7 @@ def test_the_config_is_validated_once_and_planned_once(
     """Today's train loads the config once and plans the model once, with the classes the data
     has (3 here, not the 101 a config with `data.classes: all` would be assumed to have)."""
     import convtrain.commands.common as common
+    import convtrain.model.build as build
     from convtrain.config.schema import Experiment
 
     validated, planned = [], []
@@ -448,6 +449,7 @@ def test_the_config_is_validated_once_and_planned_once(
 
     monkeypatch.setattr(Experiment, "model_validate", classmethod(model_validate))
     monkeypatch.setattr(common, "plan_model", plan_model)
+    monkeypatch.setattr(build, "plan_model", plan_model)  # the builder takes the command's plan
     config = write_config(tmp_path / "cfg.yaml", epochs=1)
     raw = yaml.safe_load(config.read_text())
     raw["data"]["classes"] = "all"

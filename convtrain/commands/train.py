@@ -92,7 +92,7 @@ def train(
             finish(job.run, job.experiment, job.split, plan, job.state, console)
             return
         split = job.split or make_split(job.experiment, console)
-        run, state, chief = fit(job, split, runs_dir, console, held)
+        run, state, chief = fit(job, split, plan, runs_dir, console, held)
         if chief:
             finish(run, job.experiment, split, plan, state, console)
         else:
@@ -198,7 +198,7 @@ def _run_name(name: str | None) -> str | None:
 
 
 def fit(
-    job: Job, split: Split, runs_dir: str, console: Console, held: ExitStack
+    job: Job, split: Split, plan: Plan, runs_dir: str, console: Console, held: ExitStack
 ) -> tuple[RunDir, TrainState, bool]:
     """Train the job under its strategy; (run directory, final state, whether this is the chief)."""
     import_tensorflow()  # everything the user gave is valid: now TensorFlow may start (quietly)
@@ -225,7 +225,7 @@ def fit(
         datasets = distribute.shard(make_datasets(experiment, split, console), placement)
         # The chief has recovered the checkpoints before any worker loads the last one.
         placement.agree("", "waiting for the other workers to be ready")
-        model = trained_model(experiment, trained, len(split.classes), run, state)
+        model = trained_model(experiment, trained, plan, run, state)
         # Every worker has validated its part before the chief creates or writes the run.
         placement.agree("", "waiting for the other workers' models")
         placed = placement.distribution(

@@ -80,9 +80,15 @@ def _check_device(plan: Plan) -> None:
         )
 
 
-def build_model(experiment: Experiment, num_classes: int, *, check_device: bool = True) -> Any:
-    """The experiment's keras.Model: layers named as in the config, softmax head `classifier`."""
-    plan = plan_model(experiment, num_classes)
+def build_model(
+    experiment: Experiment, num_classes: int, *, check_device: bool = True, plan: Plan | None = None
+) -> Any:
+    """The experiment's keras.Model: layers named as in the config, softmax head `classifier`.
+
+    `plan` is the caller's plan of the same stack (a command plans once); planned here otherwise.
+    """
+    if plan is None:
+        plan = plan_model(experiment, num_classes)
     if plan.problems:
         raise ConfigError(plan.problems, source="model")
     if check_device:

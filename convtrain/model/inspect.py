@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import click
-
-from convtrain.config.load import load_config
 from convtrain.config.schema import Experiment
 from convtrain.errors import ConfigError
 from convtrain.layers.tensor import Step, fmt_shape
 from convtrain.model.lint import warnings
-from convtrain.model.plan import Plan, plan_model, resolve_classes
+from convtrain.model.plan import Plan, plan_model
 
 
 @dataclass(frozen=True)
@@ -142,12 +138,3 @@ def format_table(data: dict[str, Any]) -> str:
     if data["warnings"]:
         out += ["", f"warnings ({len(data['warnings'])}):", *(f"  - {w}" for w in data["warnings"])]
     return "\n".join(out)
-
-
-def run_inspect(
-    config: str, overrides: Sequence[str], *, fmt: str = "table", num_classes: int | None = None
-) -> None:
-    experiment = load_config(config, overrides)
-    classes, note = resolve_classes(experiment, num_classes)
-    data = report(experiment, classes, note)
-    click.echo(json.dumps(data, indent=2) if fmt == "json" else format_table(data))

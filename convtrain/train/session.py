@@ -18,6 +18,7 @@ from convtrain.errors import ConvtrainError, WriteFailed
 from convtrain.history import Row
 from convtrain.model.build import build_model
 from convtrain.model.fused_bn import fuse_batch_norm
+from convtrain.model.plan import Plan
 from convtrain.progress import QUIET, Reporter
 from convtrain.rundir import RunDir
 from convtrain.train import checkpoints, distribute
@@ -67,21 +68,23 @@ def first_plateau(experiment: Experiment) -> PlateauState | None:
 def trained_model(
     experiment: Experiment,
     trained: Experiment,
-    num_classes: int,
+    plan: Plan,
     run: RunDir | None = None,
     state: TrainState | None = None,
 ) -> Any:
     """A new compiled model, or the run's last checkpoint with its optimizer state when resumed.
 
-    `trained` is the experiment as trained (the learning rate scaled for the replicas).
+    `trained` is the experiment as trained (the learning rate scaled for the replicas); `plan`
+    is the command's plan of its layer stack, built once.
     """
+    num_classes = plan.num_classes
     if run is not None and state is not None and state.completed_epochs:
         model = checkpoints.load_checkpoint(run.checkpoint("last"))
         if experiment.train.fused_batch_norm:
             fuse_batch_norm(model)  # a saved model is plain Keras: route it again
         compile_model(model, trained, num_classes, optimizer=model.optimizer)
         return model
-    model = build_model(experiment, num_classes)
+    model = build_model(experiment, num_classes, plan=plan)
     compile_model(model, trained, num_classes)
     return model
 
