@@ -34,8 +34,10 @@ def postgres_url():
     initdb, pg_ctl = _bin("initdb"), _bin("pg_ctl")
     if initdb is None or pg_ctl is None:
         pytest.skip("PostgreSQL's server is not installed (.ci/run: apt-get install -y postgresql)")
-    pytest.importorskip("psycopg2", reason="psycopg2 missing: pip install convtrain[postgres]")
-    import psycopg2
+    # The driver of the [postgres] extra (psycopg 3), which SQLAlchemy takes for postgresql://.
+    psycopg = pytest.importorskip(
+        "psycopg", reason="psycopg missing: pip install convtrain[postgres]"
+    )
 
     folder = Path(tempfile.mkdtemp(prefix="convtrain-pg-"))
     as_user: list[str] = []
@@ -55,11 +57,10 @@ def postgres_url():
     options = f"-k {folder} -p {port} -c listen_addresses=127.0.0.1"
     run(pg_ctl, "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w", "start")
     try:
-        conn = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres")
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute("CREATE DATABASE convtrain")
-        conn.close()
+        with psycopg.connect(
+            host="127.0.0.1", port=port, user="postgres", dbname="postgres", autocommit=True
+        ) as conn:
+            conn.execute("CREATE DATABASE convtrain")
         yield f"postgresql://postgres@127.0.0.1:{port}/convtrain"
     finally:
         subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"],
