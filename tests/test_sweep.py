@@ -399,3 +399,45 @@ def test_the_conv2d_guide_covers_every_example_sweep():
         for png in ("compare_cost.png", "compare_curves.png"):
             assert f"(conv2d-guide/{name}/{png})" in guide
             assert (REPO / "docs" / "conv2d-guide" / name / png).stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("name", ["median", "asha", "hyperband"])
+def test_no_pruner_judges_a_trial_before_sweep_min_epochs(name):
+    import optuna
+
+    from convtrain.search.samplers import make_pruner
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(direction="maximize", pruner=make_pruner(name, 12, min_epochs=4))
+    for _ in range(3):  # good trials to compare with
+        good = study.ask()
+        for step in range(1, 13):
+            good.report(0.9, step)
+            assert not good.should_prune()  # ASHA records a trial's rungs when it asks
+        study.tell(good, 0.9)
+    bad = study.ask()
+    judged = None
+    for step in range(1, 13):
+        bad.report(0.1, step)
+        if bad.should_prune():
+            judged = step
+            break
+    assert judged is not None and judged >= 4
+    if name != "hyperband":  # Hyperband's brackets start at 4, 12, ... epochs
+        assert judged == 4
+
+
+def test_sweep_min_epochs_is_planned_shown_and_checked(tmp_path, env):
+    cfg = config(tmp_path / "c.yaml", epochs=6, grid={"train.optimizer.learning_rate": [0.01, 0.1]})
+    data = yaml.safe_load(cfg.read_text())
+    data["sweep"] |= {"min_epochs": 3}
+    cfg.write_text(yaml.safe_dump(data))
+    dry = cli("sweep", str(cfg), "--prune", "asha", "--dry-run", env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert (
+        "pruner: asha, on train.monitor val_accuracy (maximize) after every epoch, from epoch 3"
+        in dry.stdout
+    )
+    bad = cli("sweep", str(cfg), "--prune", "asha", "--set", "train.epochs=2", "--dry-run", env=env)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+    assert "sweep.min_epochs: expected at most train.epochs (2), received 3" in bad.stderr

@@ -11,6 +11,7 @@ sweep:
   trials: 30
   timeout: 2h
   prune: asha        # none, median, asha, hyperband
+  min_epochs: 10     # no trial is judged before this epoch (default: 1, the median 2)
 ```
 
 Keys are dotted config paths, exactly as for `--set`. The command line's `--grid`, `--search`,
@@ -128,6 +129,9 @@ class SweepConfig(BaseModel):
     trials: Annotated[int, Field(ge=1)] | None = None  # None: the whole grid
     timeout: float | None = None  # seconds (written 90s, 30m, 2h): no new trial starts after it
     prune: Literal["none", "median", "asha", "hyperband"] = "none"
+    # The earliest epoch a trial may be stopped at (ASHA's and Hyperband's first rung, the
+    # median's warm-up). Early epochs of a long schedule rank trials by luck, not by promise.
+    min_epochs: Annotated[int, Field(ge=1)] | None = None
 
     @field_validator("timeout", mode="before")
     @classmethod

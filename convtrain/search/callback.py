@@ -46,7 +46,7 @@ class StudyReporter(keras.callbacks.Callback):
             record = optuna.load_study(study_name=name, storage=store).user_attrs.get("convtrain")
             if not record:
                 raise ConvtrainError(f"study {name}: not a convtrain sweep (no record)")
-            pruner = make_pruner(record["prune"], int(record["epochs"]))
+            pruner = make_pruner(record["prune"], int(record["epochs"]), record.get("min_epochs"))
             study = optuna.load_study(study_name=name, storage=store, pruner=pruner)
         return cls(study, int(os.environ[ENV_TRIAL]), record["monitor"], run)
 

@@ -135,7 +135,7 @@ def run_sweep(
         url,
         record,
         samplers.make_sampler(plan.sampler, plan.seed, grid, plan.trials),
-        samplers.make_pruner(plan.prune, plan.epochs),
+        samplers.make_pruner(plan.prune, plan.epochs, plan.min_epochs),
     )
     owner = owners.Owner(sweep_dir)
     owner.acquire()

@@ -19,6 +19,7 @@ from convtrain.config.schema import Experiment, FileSplit, PerClassSplit, Strati
 from convtrain.config.sweep import PRUNERS, SAMPLERS, parse_duration
 from convtrain.errors import ConfigError, ConvtrainError
 from convtrain.model.plan import plan_model, resolve_classes
+from convtrain.search import samplers
 from convtrain.search.space import Dim, build_space, grid_size, grid_values
 
 
@@ -48,6 +49,7 @@ class Plan:
     space: list[Dim]
     sampler: str  # tpe, random, grid, cmaes
     prune: str  # none, median, asha, hyperband
+    min_epochs: int | None  # the earliest epoch the pruner judges (None: the pruner's default)
     trials: int | None  # the study's budget of configurations (None: until the timeout)
     timeout: float | None  # seconds this process starts new trials for
     seed: int
@@ -75,6 +77,8 @@ class Plan:
             "prune": self.prune,  # not the budget: a sweep resumed with more trials goes on
             "seed": self.seed,
             "monitor": self.monitor,
+            # only when set, so the studies made before the option keep their names
+            **({"min_epochs": self.min_epochs} if self.min_epochs is not None else {}),
         }
 
 
@@ -149,6 +153,12 @@ def make_plan(config: str, overrides: tuple[str, ...], options: Options) -> Plan
         timeout = declared.timeout
     prune = _option("prune", options.prune, PRUNERS) or (declared.prune if declared else "none")
     budget = _budget(sampler, space, trials, timeout)
+    min_epochs = declared.min_epochs if declared else None
+    if min_epochs is not None and min_epochs > experiment.train.epochs:
+        raise ConvtrainError(
+            f"sweep.min_epochs: expected at most train.epochs ({experiment.train.epochs}), "
+            f"received {min_epochs}"
+        )
     monitor = experiment.train.monitor
     if searched or sampler != "grid" or prune != "none":
         if not has_validation(experiment) or not monitor.startswith("val_"):
@@ -171,6 +181,7 @@ def make_plan(config: str, overrides: tuple[str, ...], options: Options) -> Plan
         space=space,
         sampler=sampler,
         prune=prune,
+        min_epochs=min_epochs,
         trials=budget,
         timeout=timeout,
         seed=experiment.seed,
@@ -202,6 +213,9 @@ def describe(plan: Plan, workers: int, storage: str) -> list[str]:
         sampler = f"{plan.sampler} (seed {plan.seed})"
     lines.append(f"sampler: {sampler}")
     unit = f"train.monitor {plan.monitor} ({plan.direction}) after every epoch"
+    if plan.prune != "none":
+        first = samplers.first_judged_epoch(plan.prune, plan.min_epochs)
+        unit += f", from epoch {first}"
     lines.append(f"pruner: {plan.prune}" + ("" if plan.prune == "none" else f", on {unit}"))
     budget = [f"{plan.trials} trials" if plan.trials else "trials until the timeout"]
     if plan.timeout:

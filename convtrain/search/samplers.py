@@ -94,16 +94,23 @@ def make_sampler(
     return PerTrialSeed(inner, seed)
 
 
-def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
+def first_judged_epoch(name: str, min_epochs: int | None) -> int:
+    """The earliest epoch the pruner `name` may stop a trial at (sweep.min_epochs or its default)."""
+    if min_epochs is not None:
+        return min_epochs
+    return MEDIAN_WARMUP_EPOCHS if name == "median" else MIN_EPOCHS
+
+
+def make_pruner(name: str, epochs: int, min_epochs: int | None = None) -> optuna.pruners.BasePruner:
     p = optuna.pruners
+    first = first_judged_epoch(name, min_epochs)
     if name == "median":
-        return p.MedianPruner(
-            n_startup_trials=MEDIAN_STARTUP_TRIALS, n_warmup_steps=MEDIAN_WARMUP_EPOCHS
-        )
+        # Steps are the epochs reported (1, 2, ...); Optuna first judges step == n_warmup_steps.
+        return p.MedianPruner(n_startup_trials=MEDIAN_STARTUP_TRIALS, n_warmup_steps=first)
     if name == "asha":
-        return p.SuccessiveHalvingPruner(min_resource=MIN_EPOCHS, reduction_factor=REDUCTION_FACTOR)
+        return p.SuccessiveHalvingPruner(min_resource=first, reduction_factor=REDUCTION_FACTOR)
     if name == "hyperband":
         return p.HyperbandPruner(
-            min_resource=MIN_EPOCHS, max_resource=epochs, reduction_factor=REDUCTION_FACTOR
+            min_resource=first, max_resource=epochs, reduction_factor=REDUCTION_FACTOR
         )
     return p.NopPruner()

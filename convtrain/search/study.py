@@ -47,6 +47,7 @@ class SweepRecord(BaseModel):
     space: dict[str, str]  # config path -> what is searched
     sampler: str
     prune: str
+    min_epochs: int | None = None  # absent in studies made before the option
     trials: int | None
     seed: int
     monitor: str
@@ -65,6 +66,7 @@ class SweepRecord(BaseModel):
             space={d.key: d.describe() for d in plan.space},
             sampler=plan.sampler,
             prune=plan.prune,
+            min_epochs=plan.min_epochs,
             trials=plan.trials,
             seed=plan.seed,
             monitor=plan.monitor,
