@@ -88,6 +88,10 @@ def errors(value: Any, schema: dict, root: dict, path: str = "") -> list[str]:
         elif key == "pattern":
             if isinstance(value, str) and not re.search(rule, value):
                 out.append(f"{path}: expected to match {rule}, received {value!r}")
+        elif key == "prefixItems":
+            if isinstance(value, list):
+                for i, (item, sub) in enumerate(zip(value, rule)):
+                    out += errors(item, sub, root, f"{path}[{i}]")
         elif key == "items":
             if isinstance(value, list):
                 for i, item in enumerate(value):
