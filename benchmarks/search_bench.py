@@ -27,6 +27,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as a script from anywhere
 
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+from matplotlib.figure import Figure  # noqa: E402
+
+from convtrain.plots.save import save_figure  # noqa: E402
 from convtrain.search.results import best, configurations  # noqa: E402
 from convtrain.search.study import load_study  # noqa: E402
 
@@ -58,24 +64,63 @@ def _epochs(trial) -> int:
     return int(trial.user_attrs.get("epochs") or 0)
 
 
+def best_so_far(trials) -> list[dict]:
+    """Each finished trial in the order it finished: epochs spent so far, best value so far."""
+    finished = sorted(
+        (t for t in trials if t.datetime_complete is not None), key=lambda t: t.datetime_complete
+    )
+    spent, so_far, curve = 0, None, []
+    for t in finished:
+        spent += _epochs(t)
+        if t.state.name == "COMPLETE" and (so_far is None or t.value > so_far):
+            so_far = t.value
+        curve.append({"trial": t.number, "state": t.state.name.lower(), "epochs": _epochs(t),
+                      "epochs_spent": spent, "best_so_far": so_far})  # fmt: skip
+    return curve
+
+
+def plot(result: dict, out: Path) -> Path:
+    """Best validation accuracy so far against training epochs spent, the grid's and the search's."""
+    fig = Figure(figsize=(8, 4.6))
+    ax = fig.subplots()
+    g, s = result["grid"], result["search"]
+    for curve, label, colour in ((result["grid_curve"], f"full grid ({g['trials']} trials)", "#7f7f7f"),
+                                 (result["curve"], f"TPE + ASHA ({s['trials']} trials, "
+                                  f"{s['pruned']} pruned)", "#1f77b4")):  # fmt: skip
+        # from the first finished trial on (before it there is no best), to the last one
+        known = [c for c in curve if c["best_so_far"] is not None]
+        xs = [c["epochs_spent"] for c in known] + [curve[-1]["epochs_spent"]]
+        ys = [c["best_so_far"] for c in known] + [known[-1]["best_so_far"]]
+        ax.step(xs, ys, where="post", color=colour, lw=2, label=label)
+        ax.plot(xs[:1], ys[:1], "o", color=colour, ms=4)
+        pruned = [c for c in curve if c["state"] == "pruned"]
+        if pruned and colour != "#7f7f7f":
+            ax.plot([c["epochs_spent"] for c in pruned], [c["best_so_far"] for c in pruned],
+                    "x", color="#d62728", ms=6, label="a trial pruned")  # fmt: skip
+    target = g["val_accuracy"] - POINT
+    ax.axhline(target, color="#2ca02c", ls="--", lw=1,
+               label=f"grid's best - 1 point ({target:.3f})")  # fmt: skip
+    ax.axvline(SHARE * g["epochs"], color="#ff7f0e", ls=":", lw=1.5,
+               label=f"a third of the grid's epochs ({SHARE * g['epochs']:.0f})")  # fmt: skip
+    ax.set_xlabel("training epochs spent (all trials, in the order they finished)")
+    ax.set_ylabel("best validation accuracy so far")
+    ax.set_title(f"{result['question']}: {'PASS' if result['passed'] else 'FAIL'}, "
+                 f"gap {result['gap_points']} points at {100 * result['epoch_share']:.0f}% of the "
+                 "epochs", fontsize=10)  # fmt: skip
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=9)
+    return save_figure(fig, out, tight=True)
+
+
 def summarize(grid_dir: Path, search_dir: Path) -> dict:
     _, grid = load_study(grid_dir)
     _, search = load_study(search_dir)
     grid_best, search_best = best(grid), best(search)
     grid_epochs = sum(_epochs(t) for t in configurations(grid))
-    finished = sorted(
-        (t for t in configurations(search) if t.datetime_complete is not None),
-        key=lambda t: t.datetime_complete,
-    )
-    # The search's best so far against the epochs it had spent: when did it get within 1 point?
-    spent, so_far, reached_at, curve = 0, None, None, []
-    for t in finished:
-        spent += _epochs(t)
-        if t.state.name == "COMPLETE" and (so_far is None or t.value > so_far):
-            so_far = t.value
-        curve.append({"trial": t.number, "epochs_spent": spent, "best_so_far": so_far})
-        if reached_at is None and so_far is not None and so_far >= grid_best.value - POINT:
-            reached_at = spent
+    curve = best_so_far(configurations(search))
+    spent = curve[-1]["epochs_spent"] if curve else 0
+    reached_at = next((c["epochs_spent"] for c in curve if c["best_so_far"] is not None
+                       and c["best_so_far"] >= grid_best.value - POINT), None)  # fmt: skip
 
     def figures(t) -> dict:
         return {
@@ -101,6 +146,7 @@ def summarize(grid_dir: Path, search_dir: Path) -> dict:
         "epoch_share": round(spent / grid_epochs, 3),
         "passed": search_best.value >= grid_best.value - POINT and spent <= SHARE * grid_epochs,
         "curve": curve,
+        "grid_curve": best_so_far(configurations(grid)),
     }
 
 
@@ -140,6 +186,7 @@ def main() -> None:
     }
     out = REPO / "benchmarks" / "results" / f"{started:%Y-%m-%d}-search-{mode}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
+    figure = plot(result, out.with_suffix(".png"))
     g, s = result["grid"], result["search"]
     print(f"grid:   best val_accuracy {g['val_accuracy']:.4f} (test {g['test_accuracy']}) "
           f"in {g['trials']} trials, {g['epochs']} epochs")  # fmt: skip
@@ -148,7 +195,8 @@ def main() -> None:
           f"({100 * result['epoch_share']:.0f}% of the grid's); within 1 point after "
           f"{s['epochs_to_within_1_point']} epochs")  # fmt: skip
     print(
-        f"{'PASS' if result['passed'] else 'FAIL'}: gap {result['gap_points']} points; wrote {out}"
+        f"{'PASS' if result['passed'] else 'FAIL'}: gap {result['gap_points']} points; wrote {out} "
+        f"and {figure}"
     )
 
 
