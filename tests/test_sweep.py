@@ -164,7 +164,7 @@ def test_random_search_with_two_workers_splits_the_cores(tmp_path, env):
 def test_pruning_stops_a_trial_whose_metric_is_bad(tmp_path, env):
     sweep_dir = tmp_path / "sweep"
     grid = {"train.optimizer.learning_rate": [0.03, 0.05, 1.0e-7]}
-    cfg = config(tmp_path / "c.yaml", epochs=6, grid=grid)
+    cfg = config(tmp_path / "c.yaml", epochs=3, grid=grid)
     train = yaml.safe_load(cfg.read_text())["train"] | {"monitor": "val_loss"}
     cfg.write_text(yaml.safe_dump(yaml.safe_load(cfg.read_text()) | {"train": train}))
     args = ["sweep", str(cfg), "--prune", "median", "--sweep-dir", str(sweep_dir)]
