@@ -13,12 +13,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import tiny_config
+from conftest import pausing, tiny_config, wait_until_paused
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
@@ -70,31 +69,6 @@ def states(sweep_dir: Path) -> list[str]:
 
 def epochs_of(run: Path) -> list[int]:
     return [int(r["epoch"]) for r in csv.DictReader((run / "history.csv").open())]
-
-
-def wait_for(predicate, what: str, proc: subprocess.Popen | None = None, limit: float = 300):
-    """Poll for a file-system event; fail (not hang) if it never comes or the process ends."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        found = predicate()
-        if found:
-            return found
-        if proc is not None and proc.poll() is not None:
-            pytest.fail(f"{what}: the sweep ended first ({proc.returncode}): {proc.stderr.read()}")
-        time.sleep(0.05)
-    pytest.fail(f"{what}: never happened")
-
-
-def trained_epochs(sweep_dir: Path, at_least: int):
-    """A trial run directory with at least that many committed epochs."""
-
-    def check():
-        for h in (sweep_dir / "trials").glob("t*/history.csv"):
-            if len(h.read_text().splitlines()) > at_least:
-                return h.parent
-        return None
-
-    return check
 
 
 def test_grid_sweep_records_a_crashing_trial_resumes_and_compares(tmp_path, env):
@@ -190,7 +164,7 @@ def test_random_search_with_two_workers_splits_the_cores(tmp_path, env):
 def test_pruning_stops_a_trial_whose_metric_is_bad(tmp_path, env):
     sweep_dir = tmp_path / "sweep"
     grid = {"train.optimizer.learning_rate": [0.03, 0.05, 1.0e-7]}
-    cfg = config(tmp_path / "c.yaml", epochs=6, grid=grid)
+    cfg = config(tmp_path / "c.yaml", epochs=3, grid=grid)
     train = yaml.safe_load(cfg.read_text())["train"] | {"monitor": "val_loss"}
     cfg.write_text(yaml.safe_dump(yaml.safe_load(cfg.read_text()) | {"train": train}))
     args = ["sweep", str(cfg), "--prune", "median", "--sweep-dir", str(sweep_dir)]
@@ -228,27 +202,31 @@ def test_two_sweep_processes_share_one_study_without_running_a_trial_twice(tmp_p
 def test_kill_9_of_one_sweep_process_its_trial_is_resumed_by_the_other(tmp_path, env):
     sweep_dir = tmp_path / "sweep"
     grid = {"model.layers[0].filters": [4, 6, 8]}
-    cfg = config(tmp_path / "c.yaml", epochs=30, grid=grid)
+    cfg = config(tmp_path / "c.yaml", epochs=3, grid=grid)
     args = ["sweep", str(cfg), "--sweep-dir", str(sweep_dir)]
-    victim = start(*args, env=env)
-    wait_for(lambda: (sweep_dir / "study.journal").is_file(), "the study", victim)
-    survivor = start(*args, env=env)
+    # Each trial process stops after committing an epoch (the victim's after 2, the survivor's
+    # after 1), so both train a trial when the victim is killed.
+    held_victim, held_survivor = tmp_path / "victim", tmp_path / "survivor"
+    victim = start(*args, env=pausing(env, 2, held_victim))
+    wait_until_paused(victim, held_victim)
+    survivor = start(*args, env=pausing(env, 1, held_survivor))
+    wait_until_paused(survivor, held_survivor)
 
-    def running(proc: subprocess.Popen, epochs: int):
-        for t in study_of(sweep_dir)[0].get_trials(deepcopy=False):
-            name = t.user_attrs.get("run_name")  # set just after the owner
-            if t.state.name == "RUNNING" and name and f"-{proc.pid}-" in t.user_attrs["owner"]:
-                runs = list((sweep_dir / "trials").glob(f"{name}-*/history.csv"))
-                if epochs == 0 or (runs and len(runs[0].read_text().splitlines()) > epochs):
-                    return t.number, runs[0].parent if runs else None
-        return None
+    def running(proc: subprocess.Popen) -> tuple[int, Path]:
+        (trial,) = [
+            t
+            for t in study_of(sweep_dir)[0].get_trials(deepcopy=False)
+            if t.state.name == "RUNNING" and f"-{proc.pid}-" in t.user_attrs["owner"]
+        ]
+        (run,) = (sweep_dir / "trials").glob(f"{trial.user_attrs['run_name']}-*")
+        return trial.number, run
 
-    # Killed while both train a trial: the survivor reclaims the victim's after its own.
-    number, run = wait_for(lambda: running(victim, 2), "two epochs of the victim's trial", victim)
-    wait_for(lambda: running(survivor, 0), "a trial of the survivor's", survivor)
-    number, run = wait_for(lambda: running(victim, 2), "the victim's trial still running", victim)
+    number, run = running(victim)
+    assert epochs_of(run) == [1, 2]
+    running(survivor)  # one trial of its own, paused too
     os.killpg(victim.pid, signal.SIGKILL)
     victim.wait(timeout=30)
+    (held_survivor / "go").touch()  # its trial ends, then it reclaims the victim's
     out, err = survivor.communicate(timeout=600)
     assert survivor.returncode == 0, err
     study, trials = study_of(sweep_dir)
@@ -257,27 +235,32 @@ def test_kill_9_of_one_sweep_process_its_trial_is_resumed_by_the_other(tmp_path,
     assert lost.state.name == "FAIL" and "died" in lost.user_attrs["error"]
     retry = next(t for t in trials if t.system_attrs.get("failed_trial") == number)
     assert retry.user_attrs["run_dir"] == str(run.resolve())  # resumed, not restarted
-    assert sorted(retry.intermediate_values) == list(range(1, 31))  # every epoch reported once
+    assert sorted(retry.intermediate_values) == [1, 2, 3]  # every epoch reported once
     assert len(list((sweep_dir / "trials").iterdir())) == 3
-    assert epochs_of(run) == list(range(1, 31))
+    assert epochs_of(run) == [1, 2, 3]
     assert "resuming" in (sweep_dir / "logs" / f"{run.name[:5]}.log").read_text()
 
 
 def test_ctrl_c_then_kill_9_of_the_whole_sweep_then_the_same_command_continues(tmp_path, env):
     sweep_dir = tmp_path / "sweep"
-    cfg = config(tmp_path / "c.yaml", epochs=25, grid={"model.layers[0].filters": [4]})
+    cfg = config(tmp_path / "c.yaml", epochs=5, grid={"model.layers[0].filters": [4]})
     args = ["sweep", str(cfg), "--sweep-dir", str(sweep_dir)]
 
-    first = start(*args, env=env)
-    run = wait_for(trained_epochs(sweep_dir, 2), "two epochs", first)
+    held = tmp_path / "first"
+    first = start(*args, env=pausing(env, 2, held))  # Ctrl-C lands in the trial's epoch 3
+    wait_until_paused(first, held)
+    (run,) = (sweep_dir / "trials").iterdir()
     os.kill(first.pid, signal.SIGINT)
     _, err = first.communicate(timeout=300)
     assert first.returncode == 130, err
     assert f"resume with the same command: convtrain sweep {cfg} --sweep-dir {sweep_dir}" in err
     assert "Traceback" not in err
+    assert epochs_of(run) == [1, 2]
 
-    second = start(*args, env=env)
-    wait_for(lambda: len(epochs_of(run)) >= 6, "the resumed trial's epochs", second)
+    held = tmp_path / "second"
+    second = start(*args, env=pausing(env, 4, held))  # the resumed trial: epochs 3 and 4
+    wait_until_paused(second, held)
+    assert epochs_of(run) == [1, 2, 3, 4]
     os.killpg(second.pid, signal.SIGKILL)  # everything: the sweep and its trial process
     second.wait(timeout=30)
 
@@ -286,7 +269,7 @@ def test_ctrl_c_then_kill_9_of_the_whole_sweep_then_the_same_command_continues(t
     _, trials = study_of(sweep_dir)
     assert [t.state.name for t in trials] == ["COMPLETE"]
     assert len(list((sweep_dir / "trials").iterdir())) == 1  # the trial kept its run
-    assert epochs_of(run) == list(range(1, 26))
+    assert epochs_of(run) == [1, 2, 3, 4, 5]
     assert "lost their process: retried" in third.stdout
 
 

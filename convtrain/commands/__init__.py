@@ -3,6 +3,8 @@
 A command module loads what the user named, plans, reads the data, trains or evaluates, and
 reports; the library packages below it compute, write files and raise ConvtrainError, and never
 print. User mistakes are one line per problem on stderr, exit code 2, no traceback.
+stdout that cannot take the result (a full disk) is one line too, exit code 1; a reader that
+stopped reading (`convtrain inspect CONFIG | head -1`) ends the command quietly.
 
 The command modules are imported only when their command runs: `convtrain --help` lists them
 from COMMANDS without importing any of them (a test keeps COMMANDS equal to their help).
@@ -10,15 +12,17 @@ from COMMANDS without importing any of them (a test keeps COMMANDS equal to thei
 
 from __future__ import annotations
 
+import errno
 import gc
 import importlib
+import io
 import os
 import sys
 
 import click
 
 from convtrain import __version__
-from convtrain.errors import ConvtrainError
+from convtrain.errors import ConvtrainError, WriteFailed
 
 # TensorFlow's C++ start-up chatter buries the real output; users can still set it to 0.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -79,9 +83,67 @@ def cli() -> None:
     """
 
 
+class StdoutFailed(OSError):
+    """A write to the process's stdout failed: told apart from every other OSError by type."""
+
+
+class _Stdout(io.FileIO):
+    def write(self, data: object) -> int | None:
+        try:
+            return super().write(data)  # type: ignore[arg-type]
+        except OSError as exc:
+            raise StdoutFailed(exc.errno, exc.strerror) from None
+
+
+def _guard_stdout() -> None:
+    """Put sys.stdout on a file descriptor whose failures are StdoutFailed.
+
+    Only the process's own stdout (a test's captured stream is left alone). A failed write
+    loses what was buffered, so a flush afterwards cannot tell whose the error was: the type can.
+    """
+    out = sys.stdout
+    if out is None or out is not sys.__stdout__:
+        return
+    try:
+        fd = out.fileno()
+    except (OSError, ValueError):
+        return
+    out.flush()
+    raw = _Stdout(fd, "w", closefd=False)
+    sys.stdout = io.TextIOWrapper(
+        io.BufferedWriter(raw),
+        encoding=out.encoding,
+        errors=out.errors,
+        line_buffering=out.line_buffering,
+        write_through=out.write_through,
+    )
+
+
+def _stdout_failed(exc: StdoutFailed) -> int:
+    """One line for a full disk, nothing for a closed pipe; then stdout goes to /dev/null.
+
+    As Python's docs on SIGPIPE advise, so the interpreter's last flush does not fail again.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    if exc.errno == errno.EPIPE:
+        return 1
+    reason = (os.strerror(exc.errno) if exc.errno else str(exc)).lower()
+    remedy = "free some space or send the output elsewhere"
+    failure = WriteFailed("stdout", reason, remedy)
+    for line in failure.lines():
+        click.echo(f"error: {line}", err=True)
+    return failure.exit_code
+
+
 def main(argv: list[str] | None = None) -> None:
+    _guard_stdout()
     try:
         code = cli.main(args=argv, prog_name="convtrain", standalone_mode=False)
+        sys.stdout.flush()  # what is still buffered fails here, not in the interpreter's exit
+    except StdoutFailed as exc:
+        sys.exit(_stdout_failed(exc))
     except ConvtrainError as exc:
         for line in exc.lines():
             click.echo(f"error: {line}", err=True)

@@ -7,6 +7,7 @@ import sys
 import click
 
 from convtrain.commands.options import config_arg, set_option
+from convtrain.commands.sweepview import SweepView
 from convtrain.search.engine import SweepInterrupted, run_sweep
 from convtrain.search.engine import dry_run as plan_lines
 from convtrain.search.plan import Options
@@ -105,13 +106,9 @@ def sweep(
         for line in plan_lines(config, overrides, opts):
             click.echo(line)
         return
-    prefix = opts.workers > 1
-
-    def output(trial: int, line: str) -> None:
-        click.echo(f"[trial {trial}] {line}" if prefix else line, err=True)
-
     try:
-        outcome = run_sweep(config, overrides, opts, echo=click.echo, output=output)
+        with SweepView(opts.workers) as view:
+            outcome = run_sweep(config, overrides, opts, emit=view)
     except SweepInterrupted as exc:
         click.echo(str(exc), err=True)
         sys.exit(130)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import shlex
 import signal
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +24,7 @@ from convtrain.errors import ConvtrainError
 from convtrain.search import owners, samplers
 from convtrain.search import storage as storages
 from convtrain.search import study as studies
+from convtrain.search.events import Emit, Opened, Reclaimed, ignore, tally
 from convtrain.search.plan import Options, Plan, describe, grid_of, make_plan
 from convtrain.search.resources import Slots
 from convtrain.search.results import configurations
@@ -121,8 +121,7 @@ def run_sweep(
     config: str,
     overrides: tuple[str, ...],
     options: Options,
-    echo: Callable[[str], None] = lambda _: None,
-    output: Callable[[int, str], None] | None = None,
+    emit: Emit = ignore,
 ) -> Outcome:
     plan, sweep_dir = prepare(config, overrides, options)
     if plan.sampler == "grid":  # every combination is validated before anything is created
@@ -130,7 +129,7 @@ def run_sweep(
     record = studies.prepare(plan, sweep_dir, options.storage, options.study)
     url = studies.storage_url(sweep_dir, record)
     grid = grid_of(plan) if plan.sampler == "grid" else None
-    optuna.logging.set_verbosity(optuna.logging.ERROR)  # our own lines say what happened
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # our own events say what happened
     study = studies.open_study(
         url,
         record,
@@ -145,9 +144,7 @@ def run_sweep(
                 owners.retry(study, t, limit=None)
     stale = owners.reclaim(study)
     if stale:
-        echo(
-            f"trials {', '.join(map(str, stale))} lost their process: retried (resumed from their run directories)"
-        )
+        emit(Reclaimed(tuple(stale)))
     slots = Slots(options.workers, plan.experiment.train.threads)
     free: Queue[int] = Queue()
     for i in range(options.workers):
@@ -160,8 +157,7 @@ def run_sweep(
         space=plan.space,
         overrides=plan.overrides,
         owner=owner.attrs(),
-        echo=echo,
-        output=output,
+        emit=emit,
         stopping=stop.is_set,
         slot_env=slots.env,
         slot_sets=slots.sets,
@@ -169,6 +165,7 @@ def run_sweep(
 
     def objective(trial: optuna.Trial) -> float:
         _check_budget(study, trial, plan)
+        emit(tally(study, plan.trials))
         slot = free.get()
         try:
             return run_trial(ctx, trial, slot)
@@ -180,6 +177,7 @@ def run_sweep(
 
     def after_trial(study: Any, _trial: Any) -> None:
         owners.reclaim(study)
+        emit(tally(study, plan.trials))
         if stop.is_set() or not budget_left(study, plan):
             study.stop()
 
@@ -194,7 +192,9 @@ def run_sweep(
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGINT, interrupt)
     try:
-        echo(f"sweep {sweep_dir}: study {record.study} in {storages.masked(url)}")
+        maximize = study.direction.name == "MAXIMIZE"
+        emit(Opened(sweep_dir, record.study, storages.masked(url), record.monitor, maximize))
+        emit(tally(study, plan.trials))
         if budget_left(study, plan):
             study.optimize(
                 objective,

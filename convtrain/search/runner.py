@@ -28,6 +28,7 @@ from convtrain.evaluate.summary import METRICS, MetricsRecord
 from convtrain.rundir import RunDir
 from convtrain.search import storage as storages
 from convtrain.search.env import ENV_STORAGE, ENV_STUDY, ENV_TRIAL
+from convtrain.search.events import Emit, TrialEnded, TrialKilled, TrialOutput, TrialStarted
 from convtrain.search.space import Dim, assignments
 from convtrain.train.state import TrainState
 
@@ -50,8 +51,7 @@ class Context:
     space: list[Dim]
     overrides: tuple[str, ...]
     owner: dict[str, str]
-    echo: Callable[[str], None]
-    output: Callable[[int, str], None] | None
+    emit: Emit
     stopping: Callable[[], bool]
     slot_env: Callable[[int], dict[str, str]]
     slot_sets: Callable[[int], list[str]]
@@ -127,8 +127,7 @@ def _launch(
             assert proc.stderr is not None
             for line in proc.stderr:
                 out.write(line)
-                if ctx.output is not None:
-                    ctx.output(trial.number, line.rstrip("\n"))
+                ctx.emit(TrialOutput(trial.number, line.rstrip("\n")))
                 if line.strip():
                     last = line.rstrip("\n")
             proc.wait()
@@ -185,19 +184,19 @@ def run_trial(ctx: Context, trial: optuna.Trial, slot: int) -> float:
     except ConvtrainError as exc:
         reason = exc.lines()[0]
         trial.set_user_attr("error", reason)
-        ctx.echo(f"trial {trial.number} failed: {' '.join(sets)}: {reason}")
+        ctx.emit(TrialEnded(trial.number, "failed", reason=reason, sets=tuple(sets)))
         raise TrialFailed(reason) from None
     trial.set_user_attr("params", n_params)
     trial.set_user_attr("macs", macs)
     log = ctx.sweep_dir / "logs" / f"{name}.log"
-    ctx.echo(f"trial {trial.number} started: {' '.join(sets)} ({name}, log {log})")
+    ctx.emit(TrialStarted(trial.number, tuple(sets), name, log))
     if ctx.stopping():  # Ctrl-C came while this trial was being asked for: it runs next time
         raise Interrupted(f"trial {trial.number} interrupted before it started")
     for attempt in range(storages.MAX_RETRY + 1):
         code, last = _launch(ctx, trial, _command(ctx, name, sets, slot), slot, log)
         if code >= 0 or ctx.stopping() or attempt == storages.MAX_RETRY:
             break
-        ctx.echo(f"trial {trial.number}: its process was killed (signal {-code}); resuming its run")
+        ctx.emit(TrialKilled(trial.number, -code))
     run = find_run(ctx, name)
     if code == 130 or (ctx.stopping() and code != 0):
         raise Interrupted(f"trial {trial.number} interrupted")
@@ -206,17 +205,17 @@ def run_trial(ctx: Context, trial: optuna.Trial, slot: int) -> float:
         trial.set_user_attr("error", reason)
         if run is not None and (run / "state.json").is_file():
             _record_run(trial, run)
-        ctx.echo(f"trial {trial.number} failed: {reason}")
+        ctx.emit(TrialEnded(trial.number, "failed", reason=reason))
         raise TrialFailed(reason)
     value, attrs = _record_run(trial, run)
     pruned = trial.study._storage.get_trial(trial._trial_id).user_attrs.get("pruned_at_epoch")
     if pruned is not None:
-        ctx.echo(f"trial {trial.number} pruned after epoch {pruned} ({run.name})")
+        ctx.emit(TrialEnded(trial.number, "pruned", epochs=pruned, run_name=run.name))
         raise optuna.TrialPruned(f"pruned after epoch {pruned}")
     if value is None:
-        trial.set_user_attr("error", "no value of train.monitor was recorded")
-        raise TrialFailed("no value of train.monitor was recorded")
-    ctx.echo(
-        f"trial {trial.number} complete: value {value:.4f} after {attrs['epochs']} epochs ({run.name})"
-    )
+        reason = "no value of train.monitor was recorded"
+        trial.set_user_attr("error", reason)
+        ctx.emit(TrialEnded(trial.number, "failed", reason=reason))
+        raise TrialFailed(reason)
+    ctx.emit(TrialEnded(trial.number, "complete", float(value), attrs["epochs"], run.name))
     return float(value)
