@@ -25,6 +25,7 @@ h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.2rem;margin-top:2rem;bord
 h2::first-letter{text-transform:uppercase}
 .wide{overflow-x:auto;max-width:100%}table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
 th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:right}th{background:#f4f4f4}
+td{white-space:nowrap}pre.cmd{white-space:pre-wrap;overflow-wrap:anywhere}
 td:first-child,th:first-child{text-align:left}
 table.layers td:nth-child(2),table.layers th:nth-child(2){text-align:left}
 pre{background:#f8f8f8;border:1px solid #e4e4e4;padding:.75rem;overflow:auto;font-size:.8rem}
@@ -54,8 +55,15 @@ def _img(path: Path, alt: str | None = None) -> str:
     return f'<img alt="{html.escape(text)}" src="data:image/png;base64,{data}">'
 
 
+def _breakable(text: str) -> str:
+    text = text.replace(".", ".<wbr>")
+    return text.replace("_", "_<wbr>") if len(text) > 16 else text
+
+
 def _table(header: list[str], rows: list[list[Any]], css_class: str = "") -> str:
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    # Cells keep to one line (a run's name broke at each hyphen, three lines a row); a long
+    # dotted header may break after a dot or an underscore instead.
+    head = "".join(f"<th>{_breakable(html.escape(str(h)))}</th>" for h in header)
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
     )

@@ -83,7 +83,7 @@ def write_page(
             f"<h2>Best trial: {top.number}</h2>",
             f"<p>{html.escape(record.monitor)} <b>{top.value:.4f}</b>{test} after "
             f"{a.get('epochs', '?')} epochs.</p>",
-            f"<pre>{html.escape(train_command(sweep_dir, record, top))}</pre>",
+            f'<pre class="cmd">{html.escape(train_command(sweep_dir, record, top))}</pre>',
         ]
     body += ["<h2>Trials</h2>", _table(header, [[compare.cell(v) for v in r] for r in rows])]
     for stem, (title, _) in FIGURES.items():
