@@ -88,6 +88,9 @@ def summarize(path: Path) -> RunSummary:
     # The validated config, not the file's text: defaults are filled in the same way for every
     # run, so a key a run's file omits (or an older convtrain did not write) is not a difference.
     raw = yaml.safe_load(dump_config(experiment))
+    # How the trials were chosen, the same in each: a search space such as
+    # `kernel_regularizer: {choice: [...]}` is no setting of this run.
+    raw.pop("sweep", None)
     history = run.read_history()
     state = run.read(TrainState) if run.file(TrainState).is_file() else None
     epochs = 0 if history is None else len(history.epochs)

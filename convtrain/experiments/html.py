@@ -22,45 +22,62 @@ CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1200px;
 color:#222;padding:0 1rem;line-height:1.45}
 h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
+h2::first-letter{text-transform:uppercase}
+.wide{overflow-x:auto;max-width:100%}table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
 th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:right}th{background:#f4f4f4}
+td{white-space:nowrap}pre.cmd{white-space:pre-wrap;overflow-wrap:anywhere}
 td:first-child,th:first-child{text-align:left}
 table.layers td:nth-child(2),table.layers th:nth-child(2){text-align:left}
 pre{background:#f8f8f8;border:1px solid #e4e4e4;padding:.75rem;overflow:auto;font-size:.8rem}
 .metrics{display:flex;gap:1rem;flex-wrap:wrap}.metric{background:#f4f8fc;border:1px solid #cfe0f0;
 border-radius:6px;padding:.6rem 1rem}.metric b{display:block;font-size:1.4rem}
-img{max-width:100%;border:1px solid #eee;margin:.5rem 0}.muted{color:#777;font-size:.85rem}
+img{max-width:100%;height:auto;border:1px solid #eee;margin:.5rem 0}.muted{color:#777;font-size:.85rem}
+summary{cursor:pointer;color:#555;font-size:.9rem}
 """
 
 
-# The story of a run, in reading order; any other plot follows alphabetically.
-PLOT_ORDER = [
-    "learning_curves",
-    "confusion_matrix",
-    "per_class_accuracy",
-    "misclassified",
-    "what_the_network_looks_at",  # issue 16
-    "filters",
-]
+# The story of a run, in reading order, with what each figure shows for a reader who cannot
+# see it (alt text); any other plot follows alphabetically, described by its name.
+PLOTS = {
+    "learning_curves": "Learning curves: loss, accuracy and learning rate per epoch",
+    "confusion_matrix": "Confusion matrix: the fraction of each true class given to each class",
+    "per_class_accuracy": "Accuracy of each class on the evaluated split",
+    "misclassified": "The most confident mistakes, each with its true and predicted class",
+    "what_the_network_looks_at": "Grad-CAM of correct and misclassified images per class",
+    "filters": "The weights of the first convolution, one small image per filter",
+}
+PLOT_ORDER = list(PLOTS)
 
 
-def _img(path: Path) -> str:
+def _img(path: Path, alt: str | None = None) -> str:
     data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
+    text = alt or path.stem.replace("_", " ")
+    return f'<img alt="{html.escape(text)}" src="data:image/png;base64,{data}">'
+
+
+def _breakable(text: str) -> str:
+    text = text.replace(".", ".<wbr>")
+    return text.replace("_", "_<wbr>") if len(text) > 16 else text
 
 
 def _table(header: list[str], rows: list[list[Any]], css_class: str = "") -> str:
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    # Cells keep to one line (a run's name broke at each hyphen, three lines a row); a long
+    # dotted header may break after a dot or an underscore instead.
+    head = "".join(f"<th>{_breakable(html.escape(str(h)))}</th>" for h in header)
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
     )
     cls = f' class="{css_class}"' if css_class else ""
-    return f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    # A table wider than a phone scrolls inside its box, not the whole page.
+    table = f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<div class="wide">{table}</div>'
 
 
 def _page(title: str, body: list[str]) -> str:
     return (
-        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}'
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}"
         f"</title><style>{CSS}</style></head><body>{''.join(body)}</body></html>\n"
     )
 
@@ -131,14 +148,23 @@ def run_report(run: RunDir, plan: Plan, state: TrainState | None = None) -> Path
         )
     )
     for png in pngs:
-        body += [f"<h2>{html.escape(png.stem.replace('_', ' '))}</h2>", _img(png)]
+        body += [
+            f"<h2>{html.escape(png.stem.replace('_', ' '))}</h2>",
+            _img(png, PLOTS.get(png.stem)),
+        ]
     report_txt = run.reports / "classification_report.txt"
     if report_txt.is_file():
         body += [
             "<h2>Classification report</h2>",
             f"<pre>{html.escape(report_txt.read_text())}</pre>",
         ]
-    body += ["<h2>Config</h2>", f"<pre>{html.escape(run.config.read_text())}</pre>"]
+    config = run.config.read_text()
+    # Every default spelled out: a few screens, closed until asked for.
+    body += [
+        "<h2>Config</h2>",
+        f"<details><summary>config.yaml, every default filled in ({config.count(chr(10))} "
+        f"lines)</summary><pre>{html.escape(config)}</pre></details>",
+    ]
     out = run.path / "report.html"
     atomic_write_text(out, _page(f"convtrain: {run.path.name}", body))
     return out

@@ -16,6 +16,8 @@ from matplotlib.ticker import EngFormatter, MaxNLocator, NullFormatter
 from convtrain.history import History
 from convtrain.plots.save import save_figure
 
+FEW = 4  # runs whose full labels fit beside their points
+
 LABELS = {
     "accuracy": "accuracy",
     "mean_per_class_accuracy": "mean per-class accuracy",
@@ -33,24 +35,32 @@ def cost_plot(
 ) -> None:
     """One point per run: its score against parameters (left) and multiply-accumulates (right)."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
+    # A few runs are named with their settings beside the point; more such labels run into
+    # each other (seen in a 15-trial sweep), so each point then carries its run's name only and
+    # the settings are in the curves' legend and the table.
+    tags = list(names) if len(names) <= FEW else [n.split(": ", 1)[0] for n in names]
     scored = [i for i, y in enumerate(scores) if y is not None]
     best = max(scored, key=lambda i: scores[i], default=None)
     for ax, costs, xlabel in (
         (axes[0], params, "parameters"),
         (axes[1], macs, "multiply-accumulates per image"),
     ):
+        # Runs at the same point share one label (printed over each other they read as none).
+        at: dict[tuple[float, float], list[int]] = {}
         for i in scored:
-            x, y = costs[i], scores[i]
-            star = i == best
+            at.setdefault((costs[i], scores[i]), []).append(i)
+        for (x, y), runs in at.items():
+            star = best in runs
             ax.scatter(
                 x,
                 y,
                 s=90 if star else 45,
                 marker="*" if star else "o",
                 color="#d62728" if star else "#1f77b4",
-                zorder=3,
+                zorder=4 if star else 3,
             )
-            ax.annotate(names[i], (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
+            label = "\n".join(tags[i] for i in runs)
+            ax.annotate(label, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
         xs = list(costs)
         # A log axis only when the runs span a decade; a narrow range reads better linearly.
         wide = min(xs) > 0 and max(xs) / min(xs) >= 10
@@ -103,6 +113,15 @@ def curves_plot(names: Sequence[str], histories: Sequence[History | None], path:
     if wide:
         axes[1].set_yscale("log")
     axes[1].set_ylabel("loss (log scale)" if wide else "loss")
-    axes[0].legend(fontsize=8, loc="lower right")
     fig.suptitle("learning curves of the compared runs")
+    # Below both panels: inside one, a long legend hides the curves it names.
+    fig.legend(
+        *axes[0].get_legend_handles_labels(),
+        fontsize=8,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncol=1 if len(names) <= FEW else 2,
+        frameon=False,
+    )
+    fig.tight_layout()
     save_figure(fig, path, tight=True)

@@ -30,6 +30,22 @@ FIGURES = {
 }
 
 
+def _readable(fig: Any) -> None:
+    """Optuna's figures as drawn cut their long parameter names (`model.layers[0].filters`) at
+    the edge and run the slice plots' axis labels into each other: the canvas is cropped to
+    what is drawn (save_figure's tight), each slice panel gets room, long labels break at dots."""
+    panels = [ax for ax in fig.axes if ax.get_xlabel() and ax.get_label() != "<colorbar>"]
+    if len(panels) > 1:
+        width, height = fig.get_size_inches()
+        fig.set_size_inches(max(width, 3.6 * len(panels)), height)
+    for ax in panels:
+        label = ax.get_xlabel()
+        if len(label) > 20:
+            ax.set_xlabel(label.replace(".", ".\n"), fontsize=9)
+        for tick in ax.get_xticklabels():
+            tick.set_fontsize(8)
+
+
 def _figure(result: Any) -> Any:
     """Optuna returns an Axes, or an array of them (slice plots): their figure."""
     first = result.flat[0] if hasattr(result, "flat") else result
@@ -53,5 +69,6 @@ def write_figures(study: Any, out_dir: Path, target_name: str) -> tuple[list[Pat
             plt.close("all")
             notes.append(f"{title}: not drawn ({str(exc).splitlines()[0]})")
             continue
-        written.append(save_figure(fig, out_dir / f"{stem}.png"))
+        _readable(fig)
+        written.append(save_figure(fig, out_dir / f"{stem}.png", tight=True))
     return written, notes

@@ -20,6 +20,19 @@ from convtrain.search.figures import FIGURES, write_figures
 from convtrain.search.results import best, configurations, train_command, trials_table
 from convtrain.search.study import load_study
 
+SHOWN = (
+    (
+        "compare_cost.png",
+        "Cost",
+        "Each trial's score against its parameters and multiply-accumulates",
+    ),
+    ("compare_curves.png", "Curves", "Validation curves of the trials, epoch by epoch"),
+)
+LOOKS = {
+    "compare_gradcam.png": "Each trial's Grad-CAM on the same test images",
+    "compare_layer.png": "The changed layer in each trial: feature maps and receptive fields",
+}
+
 
 def local_runs(study: Any) -> list[Path]:
     """The evaluated run directories of the study's trials that are on this machine."""
@@ -70,18 +83,19 @@ def write_page(
             f"<h2>Best trial: {top.number}</h2>",
             f"<p>{html.escape(record.monitor)} <b>{top.value:.4f}</b>{test} after "
             f"{a.get('epochs', '?')} epochs.</p>",
-            f"<pre>{html.escape(train_command(sweep_dir, record, top))}</pre>",
+            f'<pre class="cmd">{html.escape(train_command(sweep_dir, record, top))}</pre>',
         ]
     body += ["<h2>Trials</h2>", _table(header, [[compare.cell(v) for v in r] for r in rows])]
     for stem, (title, _) in FIGURES.items():
         if (out_dir / f"{stem}.png").is_file():
-            body += [f"<h2>{html.escape(title.capitalize())}</h2>", _img(out_dir / f"{stem}.png")]
-    for name, title in (("compare_cost.png", "Cost"), ("compare_curves.png", "Curves")):
+            png = _img(out_dir / f"{stem}.png", f"Optuna's {title} of the study")
+            body += [f"<h2>{html.escape(title.capitalize())}</h2>", png]
+    for name, title, alt in SHOWN:
         if (out_dir / name).is_file():
-            body += [f"<h2>{title}</h2>", _img(out_dir / name)]
+            body += [f"<h2>{title}</h2>", _img(out_dir / name, alt)]
     looks = [out_dir / name for name in EXPLAIN_FILES if (out_dir / name).is_file()]
     if looks:
-        body += ["<h2>What the network looks at</h2>", *(_img(p) for p in looks)]
+        body += ["<h2>What the network looks at</h2>", *(_img(p, LOOKS[p.name]) for p in looks)]
     if notes:
         body += ['<p class="muted">' + "<br>".join(html.escape(n) for n in notes) + "</p>"]
     out = out_dir / "report.html"
