@@ -90,7 +90,9 @@ def errors(value: Any, schema: dict, root: dict, path: str = "") -> list[str]:
                 out.append(f"{path}: expected to match {rule}, received {value!r}")
         elif key == "prefixItems":
             if isinstance(value, list):
-                for i, (item, sub) in enumerate(zip(value, rule, strict=False)):  # minItems checks the length
+                for i, (item, sub) in enumerate(
+                    zip(value, rule, strict=False)
+                ):  # minItems checks the length
                     out += errors(item, sub, root, f"{path}[{i}]")
         elif key == "items":
             if isinstance(value, list):
