@@ -149,3 +149,24 @@ def test_the_same_figure_is_the_same_bytes_in_another_process(tmp_path):
     assert there.read_bytes() == here.read_bytes()
     assert b"tIME" not in here.read_bytes() and b"Software" not in here.read_bytes()
     _png(here)
+
+
+@pytest.mark.parametrize(("chosen", "starred"), [(None, 1), (2, 2)])
+def test_the_cost_plot_stars_the_sweeps_choice_not_the_best_test_score(
+    tmp_path, monkeypatch, chosen, starred
+):
+    from matplotlib.colors import to_hex
+
+    import convtrain.plots.compare as plots
+
+    drawn = {}
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path, tight: drawn.setdefault("fig", fig))
+    scores, params = [0.5, 0.9, 0.7], [100, 200, 300]
+    plots.cost_plot(
+        ["a", "b", "c"], scores, params, [10, 20, 30], "accuracy", tmp_path / "c.png", chosen=chosen
+    )
+    fig = drawn["fig"]
+    red = [c.get_offsets()[0].tolist() for c in fig.axes[0].collections
+           if to_hex(c.get_facecolor()[0]) == "#d62728"]  # fmt: skip
+    assert red == [[params[starred], scores[starred]]]
+    assert ("chosen on validation" in fig._suptitle.get_text()) == (chosen is not None)

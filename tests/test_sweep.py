@@ -424,3 +424,31 @@ def test_sweep_min_epochs_is_planned_shown_and_checked(tmp_path, env):
     bad = cli("sweep", str(cfg), "--prune", "asha", "--set", "train.epochs=2", "--dry-run", env=env)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
     assert "sweep.min_epochs: expected at most train.epochs (2), received 3" in bad.stderr
+
+
+@pytest.mark.parametrize("direction", ["maximize", "minimize"])
+def test_a_search_shows_its_best_and_worst_trials_side_by_side(direction):
+    """Grad-CAM across a search's dozens of trials would be pages long: the 4 best and the 2
+    worst on validation stand for them; a few trials are all shown."""
+    from types import SimpleNamespace
+
+    import optuna
+
+    from convtrain.search.report import side_by_side
+
+    study = optuna.create_study(direction=direction)
+    for value in [0.5, 0.9, 0.1, 0.7, 0.3, 0.8, 0.2, 0.6, 0.4]:
+        trial = study.ask()
+        trial.set_user_attr("run_dir", f"/runs/{value}")
+        study.tell(trial, value)
+    runs = [
+        SimpleNamespace(run=SimpleNamespace(path=Path(f"/runs/{v / 10}"))) for v in range(1, 10)
+    ]
+    shown = [float(r.run.path.name) for r in side_by_side(study, runs)]
+    ranked = (
+        [0.9, 0.8, 0.7, 0.6, 0.2, 0.1]
+        if direction == "maximize"
+        else [0.1, 0.2, 0.3, 0.4, 0.8, 0.9]
+    )
+    assert shown == ranked
+    assert side_by_side(study, runs[:6]) == runs[:6]

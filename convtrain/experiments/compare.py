@@ -258,10 +258,13 @@ def write_outputs(
     return header, rows
 
 
-def write_plots(out_dir: Path, runs: list[RunSummary], sort_by: str) -> None:
-    """compare_cost.png and compare_curves.png of the runs."""
+def write_plots(
+    out_dir: Path, runs: list[RunSummary], sort_by: str, chosen: Path | None = None
+) -> None:
+    """compare_cost.png and compare_curves.png of the runs; `chosen`: a sweep's selected run."""
     short = labels(runs)
     names = [short[r.name] for r in runs]
+    star = next((i for i, r in enumerate(runs) if r.run.path == chosen), None)
     cost_plot(
         names,
         [r.metrics.get(sort_by) for r in runs],
@@ -269,5 +272,6 @@ def write_plots(out_dir: Path, runs: list[RunSummary], sort_by: str) -> None:
         [r.macs for r in runs],
         sort_by,
         out_dir / "compare_cost.png",
+        chosen=star,
     )
     curves_plot(names, [r.history for r in runs], out_dir / "compare_curves.png")

@@ -32,15 +32,19 @@ def cost_plot(
     macs: Sequence[int],
     metric: str,
     path: Path,
+    chosen: int | None = None,
 ) -> None:
-    """One point per run: its score against parameters (left) and multiply-accumulates (right)."""
+    """One point per run: its score against parameters (left) and multiply-accumulates (right).
+
+    `chosen`: the run a sweep selected on its validation split, starred instead of the best
+    score drawn (a sweep's plotted test score must not look like what chose its winner)."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
     # A few runs are named with their settings beside the point; more such labels run into
     # each other (seen in a 15-trial sweep), so each point then carries its run's name only and
     # the settings are in the curves' legend and the table.
     tags = list(names) if len(names) <= FEW else [n.split(": ", 1)[0] for n in names]
     scored = [i for i, y in enumerate(scores) if y is not None]
-    best = max(scored, key=lambda i: scores[i], default=None)
+    best = chosen if chosen is not None else max(scored, key=lambda i: scores[i], default=None)
     for ax, costs, xlabel in (
         (axes[0], params, "parameters"),
         (axes[1], macs, "multiply-accumulates per image"),
@@ -60,7 +64,9 @@ def cost_plot(
                 zorder=4 if star else 3,
             )
             label = "\n".join(tags[i] for i in runs)
-            ax.annotate(label, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
+            # centred on its point: a label of several runs would otherwise climb to the next
+            ax.annotate(label, (x, y), textcoords="offset points", xytext=(7, 0), fontsize=8,
+                        va="center")  # fmt: skip
         xs = list(costs)
         # A log axis only when the runs span a decade; a narrow range reads better linearly.
         wide = min(xs) > 0 and max(xs) / min(xs) >= 10
@@ -73,8 +79,9 @@ def cost_plot(
         ax.set_xlabel(f"{xlabel}{' (log scale)' if wide else ''}")
         ax.margins(x=0.25, y=0.15)  # room for the labels
         ax.grid(True, which="both", alpha=0.3)
-    axes[0].set_ylabel(LABELS.get(metric, metric))
-    fig.suptitle(f"{LABELS.get(metric, metric)} against cost ({len(names)} runs; star = best)")
+    axes[0].set_ylabel(f"test {LABELS.get(metric, metric)}")
+    star = "star = chosen on validation" if chosen is not None else "star = best"
+    fig.suptitle(f"test {LABELS.get(metric, metric)} against cost ({len(names)} runs; {star})")
     save_figure(fig, path, tight=True)
 
 

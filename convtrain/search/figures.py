@@ -46,6 +46,9 @@ def _readable(fig: Any) -> None:
             tick.set_fontsize(8)
 
 
+LEGEND_MAX = 10  # trials named in a legend; past it the legend outgrows the plot
+
+
 def _figure(result: Any) -> Any:
     """Optuna returns an Axes, or an array of them (slice plots): their figure."""
     first = result.flat[0] if hasattr(result, "flat") else result
@@ -70,5 +73,12 @@ def write_figures(study: Any, out_dir: Path, target_name: str) -> tuple[list[Pat
             notes.append(f"{title}: not drawn ({str(exc).splitlines()[0]})")
             continue
         _readable(fig)
+        if stem == "study_epochs":
+            for ax in fig.axes:
+                legend = ax.get_legend()
+                if legend is not None and len(legend.get_texts()) > LEGEND_MAX:
+                    legend.remove()
+                    ax.set_title(f"{ax.get_title()} ({len(legend.get_texts())} trials; the "
+                                 "table names them)")  # fmt: skip
         written.append(save_figure(fig, out_dir / f"{stem}.png", tight=True))
     return written, notes

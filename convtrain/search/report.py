@@ -28,6 +28,11 @@ SHOWN = (
     ),
     ("compare_curves.png", "Curves", "Validation curves of the trials, epoch by epoch"),
 )
+# Grad-CAM and the changed layer side by side: a row per trial reads for a handful; a search's
+# dozens would be pages long, so the best and the worst on validation stand for the rest.
+SIDE_BY_SIDE = 6
+BEST_SHOWN = 4
+
 LOOKS = {
     "compare_gradcam.png": "Each trial's Grad-CAM on the same test images",
     "compare_layer.png": "The changed layer in each trial: feature maps and receptive fields",
@@ -52,19 +57,37 @@ def compare_sweep(sweep_dir: Path, out_dir: Path, sort_by: str) -> dict[str, Any
     atomic_write_text(out_dir / "compare.csv", compare.to_csv(header, rows))
     figures, notes = write_figures(study, out_dir, record.monitor)
     runs = [compare.summarize(p) for p in local_runs(study)]
+    top = best(study)
+    shown: list[Any] = []
     if runs:
-        compare.write_plots(out_dir, runs, sort_by)
+        chosen = Path(top.user_attrs["run_dir"]) if top is not None else None
+        compare.write_plots(out_dir, runs, sort_by, chosen=chosen)
         names = compare.labels(runs)
         # The same test images across the trials (Grad-CAM, the changed layer's fields).
         keys = compare.differing(runs) if len(runs) > 1 else []
-        compare_section([(r.run.path, names[r.name]) for r in runs], keys, out_dir)
-    page = write_page(sweep_dir, out_dir, record, study, header, rows, notes)
+        shown = side_by_side(study, runs)
+        compare_section([(r.run.path, names[r.name]) for r in shown], keys, out_dir)
+    note = "" if len(shown) == len(runs) else (
+        f" (the {BEST_SHOWN} best and the {len(shown) - BEST_SHOWN} worst of {len(runs)} trials "
+        f"on validation)")  # fmt: skip
+    page = write_page(sweep_dir, out_dir, record, study, header, rows, notes, note)
     return {"header": header, "rows": rows, "figures": figures, "notes": notes, "page": page}
+
+
+def side_by_side(study: Any, runs: list[Any]) -> list[Any]:
+    """The runs drawn side by side: all of a few, else the best and the worst on validation."""
+    if len(runs) <= SIDE_BY_SIDE:
+        return runs
+    value = {t.user_attrs.get("run_dir"): t.value for t in configurations(study)}
+    sign = -1 if study.direction.name == "MINIMIZE" else 1
+    scored = [r for r in runs if value.get(str(r.run.path)) is not None]
+    ranked = sorted(scored, key=lambda r: -sign * value[str(r.run.path)])
+    return ranked[:BEST_SHOWN] + ranked[BEST_SHOWN - SIDE_BY_SIDE :]
 
 
 def write_page(
     sweep_dir: Path, out_dir: Path, record: Any, study: Any, header: list[str],
-    rows: list[list[Any]], notes: list[str],
+    rows: list[list[Any]], notes: list[str], looks_note: str = "",
 ) -> Path:  # fmt: skip
     top = best(study)
     states = [r[1] for r in rows]
@@ -95,7 +118,8 @@ def write_page(
             body += [f"<h2>{title}</h2>", _img(out_dir / name, alt)]
     looks = [out_dir / name for name in EXPLAIN_FILES if (out_dir / name).is_file()]
     if looks:
-        body += ["<h2>What the network looks at</h2>", *(_img(p, LOOKS[p.name]) for p in looks)]
+        body += [f"<h2>What the network looks at{html.escape(looks_note)}</h2>",
+                 *(_img(p, LOOKS[p.name]) for p in looks)]  # fmt: skip
     if notes:
         body += ['<p class="muted">' + "<br>".join(html.escape(n) for n in notes) + "</p>"]
     out = out_dir / "report.html"
