@@ -14,7 +14,7 @@ from convtrain.commands.console import Console
 from convtrain.commands.options import run_arg
 from convtrain.config.load import load_config
 from convtrain.config.schema import Experiment
-from convtrain.data.split import Split
+from convtrain.data.split import Split, with_run_root
 from convtrain.evaluate.summary import MetricsRecord
 from convtrain.experiments.html import run_report
 from convtrain.history import History
@@ -41,8 +41,8 @@ from convtrain.train.state import TrainState
 def evaluate(run_dir: str, checkpoint: str | None, split: str | None) -> None:
     """Re-evaluate a run: classification report, metrics and plots."""
     run = RunDir.open(run_dir, need=("config", "split", "checkpoint"))
-    experiment = load_config(run.config)
     saved = run.read(Split)
+    experiment = with_run_root(load_config(run.config), saved)
     plan = planned(experiment, len(saved.classes), str(run.config))
     checkpoint = checkpoint or experiment.eval.checkpoint
     evaluate_and_report(run, experiment, saved, plan, checkpoint, split or experiment.eval.split)

@@ -25,7 +25,7 @@ from convtrain.commands.options import set_option
 from convtrain.config.load import dump_config, load_config
 from convtrain.config.schema import Experiment
 from convtrain.data.index import with_data_root
-from convtrain.data.split import Split, make_split, split_classes
+from convtrain.data.split import Split, make_split, split_classes, with_run_root
 from convtrain.errors import ConvtrainError, WriteFailed
 from convtrain.evaluate.summary import MetricsRecord
 from convtrain.io import atomic_write_text
@@ -157,9 +157,9 @@ def resumed(
             f"no CONFIG, --set or --name, received {' and '.join(given)}"
         )
     run = RunDir.open(path, need=("config", "split", "state"))
-    experiment = load_config(run.config)
-    cluster = resolve_cluster(experiment.distribute.strategy, workers, worker_index)
     split = run.read(Split)
+    experiment = with_run_root(load_config(run.config), split)
+    cluster = resolve_cluster(experiment.distribute.strategy, workers, worker_index)
     state = run.read(TrainState)
     if state.status == "completed" and run.file(MetricsRecord).is_file():
         raise ConvtrainError(

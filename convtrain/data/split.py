@@ -7,9 +7,10 @@ or removing a class leaves the other classes' splits unchanged.
 from __future__ import annotations
 
 import json
+import os
 import zlib
 from collections.abc import Callable
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 import numpy as np
@@ -17,7 +18,7 @@ from pydantic import ConfigDict, model_validator
 
 from convtrain.config.schema import Experiment, FileSplit, PerClassSplit, StratifiedSplit
 from convtrain.data.cache import open_cache
-from convtrain.data.index import index_dataset, list_classes, resolve_root
+from convtrain.data.index import ROOT_ENV, index_dataset, list_classes, resolve_root
 from convtrain.errors import ConvtrainError
 from convtrain.progress import QUIET, Reporter
 from convtrain.records import Record
@@ -199,7 +200,7 @@ def make_split(experiment: Experiment, reporter: Reporter = QUIET) -> Split:
     protocol = {
         **data.split.model_dump(mode="json"),
         "seed": seed,
-        "root": str(index.root),
+        "root": str(Path(index.root).resolve()),  # absolute: a run read from elsewhere finds it
         "skipped": [list(s) for s in (*index.skipped, *cache.failed)],
     }
     return Split(
@@ -209,3 +210,16 @@ def make_split(experiment: Experiment, reporter: Reporter = QUIET) -> Split:
         test=_items(test),
         protocol=protocol,
     )
+
+
+def with_run_root(experiment: Experiment, split: Split) -> Experiment:
+    """The experiment reading its images from the folder its run's split was made from, when
+    data.root (relative, read from another working directory) is not there and
+    CONVTRAIN_DATA_ROOT is unset; else as it is (a missing folder is then one line when read)."""
+    data = experiment.data
+    if os.environ.get(ROOT_ENV) or Path(data.root).expanduser().exists():
+        return experiment
+    made_from = split.protocol.get("root")
+    if not (isinstance(made_from, str) and Path(made_from).is_dir()):
+        return experiment
+    return experiment.model_copy(update={"data": data.model_copy(update={"root": made_from})})

@@ -8,6 +8,7 @@ from typing import Any
 
 from convtrain.config.load import load_config
 from convtrain.config.schema import Experiment
+from convtrain.data.split import Split, with_run_root
 from convtrain.errors import ConvtrainError
 from convtrain.rundir import RunDir
 from convtrain.tfquiet import import_tensorflow
@@ -26,7 +27,13 @@ def choose(value: str, choices: Sequence[str], what: str) -> str:
 def load_experiment(run: RunDir) -> Experiment:
     if not run.config.is_file():
         raise ConvtrainError(f"{run.path}: incomplete run directory: config.yaml is missing")
-    return load_config(run.config)
+    experiment = load_config(run.config)
+    if not run.split.is_file():
+        return experiment
+    try:
+        return with_run_root(experiment, Split.read(run.split))
+    except ConvtrainError:
+        return experiment  # a damaged split.json is reported by whoever needs it
 
 
 def load_model(run: RunDir, checkpoint: str) -> Any:
