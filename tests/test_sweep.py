@@ -161,6 +161,28 @@ def test_random_search_with_two_workers_splits_the_cores(tmp_path, env):
     assert "[trial 0] epoch 1/2" in proc.stderr or "[trial 1] epoch 1/2" in proc.stderr
 
 
+def test_two_workers_with_gpus_visible_give_each_trial_process_one(tmp_path, env):
+    """CUDA_VISIBLE_DEVICES=3,5 and --workers 2: each trial process sees one of the two (TF on
+    this CPU-only machine ignores the numbers; each run's environment.json records them) and
+    the cores are not split (a trial on a GPU keeps its threads)."""
+    sweep_dir = tmp_path / "sweep"
+    grid = {"model.layers[0].filters": [4, 6, 8, 10]}
+    args = ["sweep", str(config(tmp_path / "c.yaml", epochs=1, grid=grid)), "--workers", "2",
+            "--sweep-dir", str(sweep_dir)]  # fmt: skip
+    gpus = env | {"CUDA_VISIBLE_DEVICES": "3,5"}
+    dry = cli(*args, "--dry-run", env=gpus)
+    assert "2 trial processes, one GPU each (3, 5)" in dry.stdout, dry.stdout
+    proc = cli(*args, env=gpus)
+    assert proc.returncode == 0, proc.stderr
+    _, trials = study_of(sweep_dir)
+    seen = []
+    for t in trials:
+        run = Path(t.user_attrs["run_dir"])
+        seen.append(json.loads((run / "environment.json").read_text())["cuda_visible_devices"])
+        assert yaml.safe_load((run / "config.yaml").read_text())["train"].get("threads") is None
+    assert sorted(set(seen)) == ["3", "5"] and len(seen) == 4
+
+
 def test_pruning_stops_a_trial_whose_metric_is_bad(tmp_path, env):
     sweep_dir = tmp_path / "sweep"
     grid = {"train.optimizer.learning_rate": [0.03, 0.05, 1.0e-7]}

@@ -94,7 +94,8 @@ def dry_run(config: str, overrides: tuple[str, ...], options: Options) -> list[s
 
     plan, sweep_dir = prepare(config, overrides, options)
     storage = storages.masked(options.storage) if options.storage else f"{sweep_dir}/study.journal"
-    lines = describe(plan, options.workers, storage)
+    slots = Slots(options.workers, plan.experiment.train.threads)
+    lines = describe(plan, slots.describe(), storage)
     if plan.sampler != "grid":
         return [
             *lines,

@@ -200,7 +200,7 @@ def make_plan(config: str, overrides: tuple[str, ...], options: Options) -> Plan
     return plan
 
 
-def describe(plan: Plan, workers: int, storage: str) -> list[str]:
+def describe(plan: Plan, workers: str, storage: str) -> list[str]:
     """The dry run's lines: space, sampler, pruner, budget, where the study lives."""
     width = max(len(d.key) for d in plan.space)
     lines = [f"space ({len(plan.space)} dimensions):"]
@@ -224,7 +224,7 @@ def describe(plan: Plan, workers: int, storage: str) -> list[str]:
     if plan.trials:
         budget.append(f"at most {plan.trials * plan.epochs} epochs in all")
     lines.append("budget: " + ", ".join(budget))
-    lines.append(f"workers: {workers} on this machine; storage: {storage}")
+    lines.append(f"workers: {workers} on this machine; storage: {storage}")  # Slots.describe
     return lines
 
 

@@ -60,6 +60,8 @@ class Environment(Record):
     seed: int
     cpu: Cpu
     gpus: list[str]
+    # The GPUs this process was given (a sweep's --workers hand one to each trial process).
+    cuda_visible_devices: str | None = None
     start_time: str
     command_line: str
     hostname: str
@@ -93,6 +95,7 @@ class Environment(Record):
             seed=seed,
             cpu=Cpu(model=_cpu_model(), count=os.cpu_count()),
             gpus=_gpus(tf),
+            cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
             **session(),
             distribute=distribute,
         )
