@@ -93,6 +93,21 @@ def test_the_sweep_report_reads_well(browser, sweep_dir, tmp_path, width):
     assert seen.screenshot.stat().st_size > 10_000
 
 
+@pytest.mark.parametrize("width", [WIDE, NARROW])
+def test_the_explain_page_reads_well(browser, sweep_dir, tmp_path, tiny_data_env, width):
+    """`convtrain explain`'s explain.html: a section per image and the filters, every picture
+    loaded and fitting the window."""
+    run, out = first_run(sweep_dir), tmp_path / "explained"
+    cli("explain", str(run), "--split", "test", "--per-class", "1", "--out", str(out),
+        env=tiny_data_env)  # fmt: skip
+    seen = look(browser, out / "explain.html", width, tmp_path / f"explain-{width}.png")
+    images = sorted(p.name for p in out.glob("*.png") if p.name != "filters.png")
+    assert len(images) == 3  # one test image of each of the three classes
+    assert problems(seen, ["Filters"]) == []
+    assert len(seen.images) == len(list(out.glob("*.png")))
+    assert sum(h.endswith(".jpg") for h in seen.headings) == 3
+
+
 def damaged_run(sweep_dir: Path, tmp_path: Path, env: dict[str, str], damage) -> Path:
     """A copy of a trial's run with `damage(plots)` done, its report.html written again."""
     run = tmp_path / "run"

@@ -17,7 +17,8 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem 
 color:#222;padding:0 1rem;line-height:1.45}h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem;
 border-bottom:1px solid #ddd}table{border-collapse:collapse;font-size:.85rem}
 th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:left}th{background:#f4f4f4}
-img{max-width:100%;border:1px solid #eee}.muted{color:#777;font-size:.9rem}
+img{max-width:100%;height:auto;border:1px solid #eee}.muted{color:#777;font-size:.9rem}
+.wide{overflow-x:auto;max-width:100%}
 """
 
 GUIDE = (
@@ -70,7 +71,9 @@ def write_page(path: Path, result: Explanation, plan: Plan) -> Path:
         f'<p class="muted">{e(result.run)}, {e(result.checkpoint)} checkpoint; Grad-CAM and '
         f"receptive field on {e(geometry.choose_layer(plan, layer).caption())}</p>",
         f"<p>{GUIDE}</p>",
-        f"<table><thead><tr>{header}</tr></thead><tbody>{''.join(rows)}</tbody></table>",
+        # on a phone the table scrolls inside its box, not the whole page
+        f'<div class="wide"><table><thead><tr>{header}</tr></thead><tbody>{"".join(rows)}'
+        f"</tbody></table></div>",
     ]
     if result.failed:
         items = "".join(f"<li>{e(f.error)}</li>" for f in result.failed)
@@ -84,7 +87,8 @@ def write_page(path: Path, result: Explanation, plan: Plan) -> Path:
     if result.filters_png:
         body += ["<h2>Filters</h2>", f'<img alt="filters" src="{_rel(result.filters_png, base)}">']
     page = (
-        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>explain '
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
+        f'content="width=device-width, initial-scale=1"><title>explain '
         f"{e(Path(result.run).name)}</title><style>{CSS}</style></head><body>{''.join(body)}"
         f"</body></html>\n"
     )

@@ -28,6 +28,7 @@ WIDTH = 12.0  # inches: 1200 pixels, the report's page width
 PANEL = 190  # pixels on an image panel's longer side
 TILE = 118  # pixels on a feature-map tile's longer side
 GAP = 4  # pixels between feature-map tiles
+CHAR_IN = 0.065  # inches a 7.5-point character takes along a colour bar's label
 YELLOW, CYAN = (255, 221, 0), (0, 230, 255)
 _ROLE = {"predicted": "predicted", "true": "true class", "requested": "--class"}
 
@@ -106,7 +107,11 @@ class Sheet:
         self.image(raster.gradient_bar(cmap, (round(h * DPI), 12)), x, y)
         for pos, text in ticks:
             self.text(x + 0.16, y + pos * h, text, va="center", fontsize=7.5)
-        self.text(x + 0.55, y + h / 2, label, rotation=90, va="center", ha="center", fontsize=7.5)
+        # A short bar (one row of feature maps) cannot hold a long label on one line: wrapped,
+        # so it is not cut at the sheet's edge (seen on a one-layer run).
+        lines = textwrap.wrap(label, max(10, int(h / CHAR_IN)))
+        self.text(x + 0.55, y + h / 2, "\n".join(lines), rotation=90, va="center", ha="center",
+                  fontsize=7.5)  # fmt: skip
 
 
 def short(text: str, n: int = 22) -> str:
