@@ -3,7 +3,8 @@
 TensorFlow's absl logging writes oneDNN/CUDA notices to file descriptor 2 before
 TF_CPP_MIN_LOG_LEVEL is read, burying convtrain's own output. Redirecting the descriptor while
 TensorFlow imports and enumerates its devices hides exactly that; Python exceptions still reach
-the user (they are printed after the descriptor is restored). CONVTRAIN_TF_LOGS=1 shows it all.
+the user (they are printed after the descriptor is restored); TensorFlow's Python logger is
+set to errors only. CONVTRAIN_TF_LOGS=1 shows it all.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ def import_tensorflow() -> None:
         import tensorflow as tf
 
         tf.config.list_physical_devices()
+        # Its Python-side warnings too: "triggered tf.function retracing" is printed whenever
+        # a command probes several models (compare on a sweep makes one probe per trial).
+        tf.get_logger().setLevel("ERROR")
     finally:
         os.dup2(saved, 2)
         os.close(saved)
