@@ -131,3 +131,27 @@ def test_a_model_not_built_from_its_config_is_skipped_or_refused(tmp_path: Path)
         "without 'conv2d_1', 'conv2d_2', 'global_avg_pool_1', 'classifier' (not built by "
         "`convtrain train` from this config)"
     )
+
+
+def test_a_class_without_mistakes_says_so_instead_of_a_blank(tmp_path: Path, monkeypatch) -> None:
+    from convtrain.train.loading import load_model
+
+    run = build_run(tmp_path, LAYERS, size=24)
+    experiment = load_config(run.config)
+    classes = run.read(Split).classes
+    model = load_model(run, "best")
+    n = len(classes)
+    y_true = np.array([0, 0, 1, 1])
+    probs = np.full((4, n), 0.1 / max(1, n - 1))
+    probs[[0, 1], 0] = 0.9  # class 0: both right
+    probs[[2, 3], 0] = 0.9  # class 1: both called class 0
+    written: list[str] = []
+    original = sections.Sheet.text
+    monkeypatch.setattr(sections.Sheet, "text",
+                        lambda self, x, y, s, **kw: (written.append(s), original(self, x, y, s, **kw)))  # fmt: skip
+    pixels = np.random.default_rng(0).integers(0, 255, (4, 24, 24, 3), dtype=np.uint8)
+    path = sections.looks_at(model, experiment, classes, lambda i: pixels[i], y_true, probs,
+                             tmp_path / "looks.png", "t")  # fmt: skip
+    assert path is not None and path.is_file()
+    assert written.count("none misclassified") == 1  # class 0
+    assert written.count("none correct") == 1  # class 1

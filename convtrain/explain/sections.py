@@ -161,6 +161,10 @@ def looks_at(
         sheet.text(0.15, y + size[0] / DPI / 2, f"{short(classes[c], 18)}\n({mistakes} wrong)",
                    va="center", fontsize=8)  # fmt: skip
         for x0, picked, colour in ((label_w, right, GREEN), (x_wrong, wrong, RED)):
+            if not picked:  # said, not left blank: a reader would take a gap for a fault
+                none = "none correct" if colour == GREEN else "none misclassified"
+                sheet.text(x0 + 0.1, y + size[0] / DPI / 2, none, va="center", fontsize=8,
+                           color="#777777")  # fmt: skip
             for j, i in enumerate(picked):
                 k = drawn[i]
                 cell = raster.blend(
