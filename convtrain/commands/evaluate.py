@@ -41,8 +41,9 @@ from convtrain.train.state import TrainState
 def evaluate(run_dir: str, checkpoint: str | None, split: str | None) -> None:
     """Re-evaluate a run: classification report, metrics and plots."""
     run = RunDir.open(run_dir, need=("config", "split", "checkpoint"))
+    experiment = load_config(run.config)  # the config's mistakes first, then the split's
     saved = run.read(Split)
-    experiment = with_run_root(load_config(run.config), saved)
+    experiment = with_run_root(experiment, saved)
     plan = planned(experiment, len(saved.classes), str(run.config))
     checkpoint = checkpoint or experiment.eval.checkpoint
     evaluate_and_report(run, experiment, saved, plan, checkpoint, split or experiment.eval.split)

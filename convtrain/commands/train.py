@@ -157,9 +157,10 @@ def resumed(
             f"no CONFIG, --set or --name, received {' and '.join(given)}"
         )
     run = RunDir.open(path, need=("config", "split", "state"))
-    split = run.read(Split)
-    experiment = with_run_root(load_config(run.config), split)
+    experiment = load_config(run.config)
     cluster = resolve_cluster(experiment.distribute.strategy, workers, worker_index)
+    split = run.read(Split)
+    experiment = with_run_root(experiment, split)
     state = run.read(TrainState)
     if state.status == "completed" and run.file(MetricsRecord).is_file():
         raise ConvtrainError(
