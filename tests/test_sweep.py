@@ -166,7 +166,7 @@ def test_two_workers_with_gpus_visible_give_each_trial_process_one(tmp_path, env
     this CPU-only machine ignores the numbers; each run's environment.json records them) and
     the cores are not split (a trial on a GPU keeps its threads)."""
     sweep_dir = tmp_path / "sweep"
-    grid = {"model.layers[0].filters": [4, 6, 8, 10]}
+    grid = {"model.layers[0].filters": [4, 6]}
     args = ["sweep", str(config(tmp_path / "c.yaml", epochs=1, grid=grid)), "--workers", "2",
             "--sweep-dir", str(sweep_dir)]  # fmt: skip
     gpus = env | {"CUDA_VISIBLE_DEVICES": "3,5"}
@@ -180,7 +180,7 @@ def test_two_workers_with_gpus_visible_give_each_trial_process_one(tmp_path, env
         run = Path(t.user_attrs["run_dir"])
         seen.append(json.loads((run / "environment.json").read_text())["cuda_visible_devices"])
         assert yaml.safe_load((run / "config.yaml").read_text())["train"].get("threads") is None
-    assert sorted(set(seen)) == ["3", "5"] and len(seen) == 4
+    assert sorted(set(seen)) == ["3", "5"] and len(seen) == 2
 
 
 def test_pruning_stops_a_trial_whose_metric_is_bad(tmp_path, env):
@@ -474,3 +474,33 @@ def test_a_search_shows_its_best_and_worst_trials_side_by_side(direction):
     )
     assert shown == ranked
     assert side_by_side(study, runs[:6]) == runs[:6]
+
+
+def test_a_configuration_sampled_again_is_not_trained_again(tmp_path, env):
+    """Five random draws from two choices: two runs trained, the other draws take their twin's
+    result (0 epochs), say so in the table, and the --min-epochs option is in the plan."""
+    sweep_dir = tmp_path / "sweep"
+    args = ["sweep", str(config(tmp_path / "c.yaml", epochs=2)), "--sampler", "random",
+            "--trials", "5", "--search", "model.layers[0].filters={choice: [4, 6]}",
+            "--prune", "asha", "--min-epochs", "2", "--sweep-dir", str(sweep_dir)]  # fmt: skip
+    dry = cli(*args, "--dry-run", env=env)
+    assert "from epoch 2" in dry.stdout, dry.stdout
+    proc = cli(*args, env=env)
+    assert proc.returncode == 0, proc.stderr
+    _, trials = study_of(sweep_dir)
+    assert len(trials) == 5
+    firsts = {}
+    for t in trials:
+        firsts.setdefault(t.params["model.layers[0].filters"], t)
+    assert len(list((sweep_dir / "trials").iterdir())) == len(firsts) == 2
+    for t in trials:
+        twin = firsts[t.params["model.layers[0].filters"]]
+        if t is twin:
+            assert "duplicate_of" not in t.user_attrs and t.user_attrs["epochs"] == 2
+            continue
+        assert t.user_attrs["duplicate_of"] == twin.number and t.user_attrs["epochs"] == 0
+        assert t.state == twin.state and t.value == twin.value
+        assert f"trial {t.number}: the configuration of trial {twin.number} (" in proc.stdout
+    compare = cli("compare", str(sweep_dir), "--format", "markdown", env=env)
+    assert compare.returncode == 0, compare.stderr
+    assert compare.stdout.count("not trained again") == 3, compare.stdout

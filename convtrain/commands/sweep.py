@@ -60,6 +60,13 @@ from convtrain.search.results import summary_lines
     help="Stop hopeless trials early, on train.monitor after every epoch (default: none).",
 )
 @click.option(
+    "--min-epochs",
+    type=click.IntRange(1),
+    default=None,
+    metavar="N",
+    help="Judge no trial before epoch N (the pruner's first rung; default: sweep.min_epochs or 1).",
+)
+@click.option(
     "--workers",
     type=click.IntRange(1),
     default=1,

@@ -224,7 +224,8 @@ def _repeat_options(options: Options) -> list[str]:
     out += [f"--search {shlex.quote(s)}" for s in options.search]
     for flag, value in (("--random", options.random), ("--sampler", options.sampler),
                         ("--trials", options.trials), ("--timeout", options.timeout),
-                        ("--prune", options.prune), ("--storage", options.storage),
+                        ("--prune", options.prune), ("--min-epochs", options.min_epochs),
+                        ("--storage", options.storage),
                         ("--study", options.study)):  # fmt: skip
         if value is not None:
             out.append(f"{flag} {storages.masked(str(value)) if flag == '--storage' else value}")

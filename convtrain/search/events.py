@@ -105,8 +105,15 @@ class TrialEnded:
     run_name: str | None = None
     reason: str | None = None  # why it failed
     sets: tuple[str, ...] = ()  # a config that failed validation: what was sampled
+    twin: int | None = None  # the earlier trial of the same configuration: not trained again
 
     def line(self) -> str:
+        if self.twin is not None:
+            ended = "pruned" if self.state == "pruned" else f"value {self.value:.4f}"
+            return (
+                f"trial {self.number}: the configuration of trial {self.twin} ({ended}), "
+                f"not trained again"
+            )
         if self.state == "failed":
             sampled = f"{' '.join(self.sets)}: " if self.sets else ""
             return f"trial {self.number} failed: {sampled}{self.reason}"

@@ -34,6 +34,7 @@ class Options:
     trials: int | None = None
     timeout: str | None = None
     prune: str | None = None
+    min_epochs: int | None = None
     workers: int = 1
     storage: str | None = None
     study: str | None = None
@@ -153,10 +154,11 @@ def make_plan(config: str, overrides: tuple[str, ...], options: Options) -> Plan
         timeout = declared.timeout
     prune = _option("prune", options.prune, PRUNERS) or (declared.prune if declared else "none")
     budget = _budget(sampler, space, trials, timeout)
-    min_epochs = declared.min_epochs if declared else None
+    min_epochs = options.min_epochs or (declared.min_epochs if declared else None)
     if min_epochs is not None and min_epochs > experiment.train.epochs:
+        where = "--min-epochs" if options.min_epochs else "sweep.min_epochs"
         raise ConvtrainError(
-            f"sweep.min_epochs: expected at most train.epochs ({experiment.train.epochs}), "
+            f"{where}: expected at most train.epochs ({experiment.train.epochs}), "
             f"received {min_epochs}"
         )
     monitor = experiment.train.monitor

@@ -77,6 +77,8 @@ def trials_table(study: Any, record: SweepRecord) -> tuple[list[str], list[list[
             note = f"retry of trial {retried[0]}"
         if t.state == TrialState.PRUNED:
             note = f"pruned after epoch {a.get('pruned_at_epoch', a.get('epochs'))}"
+        if a.get("duplicate_of") is not None:
+            note = f"the configuration of trial {a['duplicate_of']}: not trained again"
         rows.append(
             [t.number, STATES.get(t.state, t.state.name.lower()), t.value,
              *(_param(t.params.get(k)) for k in keys),

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.trial import TrialState
 
 from convtrain.config.load import load_config
 from convtrain.errors import ConfigError, ConvtrainError
@@ -170,6 +171,34 @@ def _record_run(trial: optuna.Trial, run: Path) -> tuple[float | None, dict[str,
     return state.best_value, attrs
 
 
+def _twin(trial: optuna.Trial) -> Any | None:
+    """A finished trial of this trial's configuration. TPE over a few choices proposes one
+    again (8 of 27 trials in the benchmark's first search); training it again would tell
+    nothing but the noise, so its result stands for both (Optuna's FAQ does the same)."""
+    for t in trial.study.get_trials(
+        deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)
+    ):
+        if t.params == trial.params and t.number != trial.number:
+            return t
+    return None
+
+
+def _as_twin(ctx: Context, trial: optuna.Trial, twin: Any) -> float:
+    """This trial ends as its twin did, trained for 0 epochs."""
+    for key in ("params", "macs"):
+        if key in twin.user_attrs:
+            trial.set_user_attr(key, twin.user_attrs[key])
+    original = twin.user_attrs.get("duplicate_of", twin.number)
+    trial.set_user_attr("duplicate_of", original)
+    trial.set_user_attr("epochs", 0)
+    pruned = twin.state == TrialState.PRUNED
+    ctx.emit(TrialEnded(trial.number, "pruned" if pruned else "complete", twin.value, 0,
+                        twin=original))  # fmt: skip
+    if pruned:
+        raise optuna.TrialPruned(f"same configuration as trial {original}")
+    return float(twin.value)
+
+
 def run_trial(ctx: Context, trial: optuna.Trial, slot: int) -> float:
     """The objective: validate, train (resuming a killed process in place), read, return."""
     params = {d.key: suggest(trial, d) for d in ctx.space}
@@ -178,6 +207,9 @@ def run_trial(ctx: Context, trial: optuna.Trial, slot: int) -> float:
     # A retry carries its original's attributes: this attempt's error is its own.
     for key, value in {**ctx.owner, "run_name": name, "overrides": sets, "error": None}.items():
         trial.set_user_attr(key, value)
+    twin = _twin(trial)
+    if twin is not None and find_run(ctx, name) is None:  # a trial begun in a run keeps it
+        return _as_twin(ctx, trial, twin)
     try:
         experiment = load_config(ctx.base, (*ctx.overrides, *sets))
         n_params, macs = cost(experiment, str(ctx.base))
