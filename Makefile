@@ -65,15 +65,17 @@ bench-explain: install
 # `make sweeps GUIDE_SWEEPS=...` side by side on a 2-core machine.
 GUIDE_SWEEPS ?= seed filters kernel_size downsample padding dilation activation use_bias initializer l2 constraint
 SWEEP_ARGS ?=
+# Where the sweeps live (a long job: SWEEPS_DIR=/elsewhere keeps it out of the checkout).
+SWEEPS_DIR ?= runs/sweeps
 
 sweeps: data
 	set -e; for s in $(GUIDE_SWEEPS); do \
-	  $(BIN)/convtrain sweep configs/sweeps/$$s.yaml --sweep-dir runs/sweeps/$$s $(SWEEP_ARGS); \
+	  $(BIN)/convtrain sweep configs/sweeps/$$s.yaml --sweep-dir $(SWEEPS_DIR)/$$s $(SWEEP_ARGS); \
 	done
 
 guide: install
 	set -e; for s in $(GUIDE_SWEEPS); do \
-	  $(BIN)/convtrain compare runs/sweeps/$$s --format markdown --out docs/conv2d-guide/$$s; \
+	  $(BIN)/convtrain compare $(SWEEPS_DIR)/$$s --format markdown --out docs/conv2d-guide/$$s; \
 	  rm -f docs/conv2d-guide/$$s/report.html; \
 	done
 
