@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as a script from anywhere
 
 import matplotlib  # noqa: E402
+import numpy as np  # noqa: E402
 
 matplotlib.use("Agg")
 from matplotlib.figure import Figure  # noqa: E402
@@ -81,6 +82,26 @@ def best_so_far(trials) -> list[dict]:
         curve.append({"trial": t.number, "state": t.state.name.lower(), "epochs": _epochs(t),
                       "epochs_spent": spent, "best_so_far": so_far})  # fmt: skip
     return curve
+
+
+def _ranks(values: list[float]) -> np.ndarray:
+    return np.argsort(np.argsort(values, kind="stable"), kind="stable").astype(float)
+
+
+def early_ranking(grid_trials) -> list[dict]:
+    """Can early epochs tell the winners? For each epoch k, over the grid's full trainings: the
+    rank correlation (Spearman, ties in trial order) of the best validation accuracy by epoch k
+    with the final one. Successive halving keeps the top third at its rungs: near 0, it prunes
+    on noise."""
+    full = [t for t in grid_trials if t.state.name == "COMPLETE" and t.intermediate_values]
+    final = _ranks([t.value for t in full])
+    out = []
+    for k in range(1, max(max(t.intermediate_values) for t in full) + 1):
+        so_far = [max((v for e, v in t.intermediate_values.items() if e <= k), default=0.0)
+                  for t in full]  # fmt: skip
+        rho = float(np.corrcoef(_ranks(so_far), final)[0, 1])
+        out.append({"epoch": k, "spearman": round(rho, 3)})
+    return out
 
 
 def plot(result: dict, out: Path) -> Path:
@@ -155,6 +176,7 @@ def summarize(grid_dir: Path, search_dir: Path) -> dict:
         "passed": search_best.value >= grid_best.value - POINT and spent <= SHARE * grid_epochs,
         "curve": curve,
         "grid_curve": best_so_far(configurations(grid)),
+        "early_ranking": early_ranking(configurations(grid)),
     }
 
 
