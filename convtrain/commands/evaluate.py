@@ -12,15 +12,15 @@ import click
 from convtrain.commands.common import planned, read_or_warn
 from convtrain.commands.console import Console
 from convtrain.commands.options import run_arg
-from convtrain.config.load import load_config
 from convtrain.config.schema import Experiment
-from convtrain.data.split import Split, with_run_root
+from convtrain.data.split import Split
 from convtrain.evaluate.summary import MetricsRecord
 from convtrain.experiments.html import run_report
 from convtrain.history import History
 from convtrain.model.plan import Plan
 from convtrain.rundir import RunDir
 from convtrain.tfquiet import import_tensorflow
+from convtrain.train.loading import load_experiment
 from convtrain.train.state import TrainState
 
 
@@ -41,9 +41,8 @@ from convtrain.train.state import TrainState
 def evaluate(run_dir: str, checkpoint: str | None, split: str | None) -> None:
     """Re-evaluate a run: classification report, metrics and plots."""
     run = RunDir.open(run_dir, need=("config", "split", "checkpoint"))
-    experiment = load_config(run.config)  # the config's mistakes first, then the split's
+    experiment = load_experiment(run)  # the config's mistakes first, then the split's
     saved = run.read(Split)
-    experiment = with_run_root(experiment, saved)
     plan = planned(experiment, len(saved.classes), str(run.config))
     checkpoint = checkpoint or experiment.eval.checkpoint
     evaluate_and_report(run, experiment, saved, plan, checkpoint, split or experiment.eval.split)

@@ -25,7 +25,7 @@ from convtrain.commands.options import set_option
 from convtrain.config.load import dump_config, load_config
 from convtrain.config.schema import Experiment
 from convtrain.data.index import with_data_root
-from convtrain.data.split import Split, make_split, split_classes, with_run_root
+from convtrain.data.split import Split, make_split, split_classes
 from convtrain.errors import ConvtrainError, WriteFailed
 from convtrain.evaluate.summary import MetricsRecord
 from convtrain.io import atomic_write_text
@@ -35,6 +35,7 @@ from convtrain.search.hook import study_callbacks
 from convtrain.tfquiet import import_tensorflow
 from convtrain.train.cluster import Cluster, resolve_cluster
 from convtrain.train.environment import Environment
+from convtrain.train.loading import load_experiment
 from convtrain.train.state import Monitor, TrainState, write_history
 
 
@@ -157,10 +158,9 @@ def resumed(
             f"no CONFIG, --set or --name, received {' and '.join(given)}"
         )
     run = RunDir.open(path, need=("config", "split", "state"))
-    experiment = load_config(run.config)
+    experiment = load_experiment(run)  # its images where its split was made, if moved from
     cluster = resolve_cluster(experiment.distribute.strategy, workers, worker_index)
     split = run.read(Split)
-    experiment = with_run_root(experiment, split)
     state = run.read(TrainState)
     if state.status == "completed" and run.file(MetricsRecord).is_file():
         raise ConvtrainError(
