@@ -11,7 +11,7 @@ DATA_DIR ?= data/caltech-101
 ARCHIVE ?= $(firstword $(wildcard ../shared/datasets/caltech-101/101_ObjectCategories.tar.gz))
 SOURCE_FLAG := $(if $(ARCHIVE),--source $(ARCHIVE),)
 
-.PHONY: install test lint train evaluate inspect data bench bench-search bench-explain sweeps guide clean
+.PHONY: install test lint train evaluate inspect data bench bench-search bench-search-replay bench-explain sweeps guide clean
 
 install: $(STAMP)
 
@@ -51,6 +51,11 @@ bench: data
 SEARCH_ARGS ?=
 bench-search: data
 	$(BIN)/python benchmarks/search_bench.py $(SEARCH_ARGS)
+
+# Every sampler and pruner replayed over the full benchmark's recorded grid, 50 seeds each (a
+# minute, after `make bench-search`): how likely one run of the benchmark is to pass.
+bench-search-replay: install
+	$(BIN)/python benchmarks/search_replay.py --work runs/bench-search/full $(REPLAY_ARGS)
 
 # `convtrain explain` on 8 test images of RUN (a StridedNet run), counted after TensorFlow starts
 # (target: under 5 s on 2 cores); writes benchmarks/results/<date>-explain.json.

@@ -84,4 +84,7 @@ class StudyReporter(keras.callbacks.Callback):
             self.trial.report(
                 float(value), step=epoch + 1
             )  # epochs count from 1, as in history.csv
-        self._prune(epoch + 1)
+        # After the last epoch there is nothing left to save: the trial is complete, whatever a
+        # pruner (the median one judges every epoch) would say of it.
+        if epoch + 1 < int(self.params.get("epochs") or 0):
+            self._prune(epoch + 1)

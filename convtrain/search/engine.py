@@ -95,7 +95,7 @@ def dry_run(config: str, overrides: tuple[str, ...], options: Options) -> list[s
     plan, sweep_dir = prepare(config, overrides, options)
     storage = storages.masked(options.storage) if options.storage else f"{sweep_dir}/study.journal"
     slots = Slots(options.workers, plan.experiment.train.threads)
-    lines = describe(plan, slots.describe(), storage)
+    lines = describe(plan, slots.describe(), f"{storage}, study {options.study or plan.study_name}")
     if plan.sampler != "grid":
         return [
             *lines,

@@ -171,7 +171,7 @@ def _record_run(trial: optuna.Trial, run: Path) -> tuple[float | None, dict[str,
     return state.best_value, attrs
 
 
-def _twin(trial: optuna.Trial) -> Any | None:
+def twin_of(trial: optuna.Trial) -> Any | None:
     """A finished trial of this trial's configuration. TPE over a few choices proposes one
     again (8 of 27 trials in the benchmark's first search); training it again would tell
     nothing but the noise, so its result stands for both (Optuna's FAQ does the same)."""
@@ -207,7 +207,7 @@ def run_trial(ctx: Context, trial: optuna.Trial, slot: int) -> float:
     # A retry carries its original's attributes: this attempt's error is its own.
     for key, value in {**ctx.owner, "run_name": name, "overrides": sets, "error": None}.items():
         trial.set_user_attr(key, value)
-    twin = _twin(trial)
+    twin = twin_of(trial)
     if twin is not None and find_run(ctx, name) is None:  # a trial begun in a run keeps it
         return _as_twin(ctx, trial, twin)
     try:
