@@ -60,11 +60,9 @@ class Grid:
         done = [t for t in study.trials if t.state == TrialState.COMPLETE]
         self.curves = {_key(t.params): (t.value, [t.intermediate_values[e]
                        for e in sorted(t.intermediate_values)]) for t in done}  # fmt: skip
-        self.choices: dict[str, list] = {}
-        for t in done:
-            for k, v in t.params.items():
-                if v not in self.choices.setdefault(k, []):
-                    self.choices[k].append(v)
+        # The space as the sweep suggests it: the same names, order and choices, so that a seed
+        # draws the same values here as in a real study.
+        self.choices = {k: list(d.choices) for k, d in done[0].distributions.items()}
         self.best = max(v for v, _ in self.curves.values())
         self.epochs = sum(len(c) for _, c in self.curves.values())
 
@@ -114,6 +112,7 @@ def replay(grid: Grid, strategy: tuple, seed: int, name: str, trials: int = 27) 
         study.optimize(objective, n_trials=trials)
     found = max((t.value for t in study.trials if t.state == TrialState.COMPLETE), default=0.0)
     return {
+        "trials": [{"params": t.params, "state": t.state.name.lower()} for t in study.trials],
         "best": found,
         "epochs": spent,
         "reached_at": reached,
@@ -163,6 +162,8 @@ def main() -> None:
     rows = []
     for strategy in STRATEGIES:
         runs = [replay(grid, strategy, seed, f"replay-{seed}") for seed in range(args.seeds)]
+        for r in runs:
+            del r["trials"]  # kept for the exact studies only
         rows.append({
             "strategy": strategy,
             "pass_rate": sum(r["passed"] for r in runs) / len(runs),
