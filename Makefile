@@ -81,7 +81,7 @@ sweeps: data
 guide: install
 	set -e; for s in $(GUIDE_SWEEPS); do \
 	  $(BIN)/convtrain compare $(SWEEPS_DIR)/$$s --format markdown --out docs/conv2d-guide/$$s; \
-	  rm -f docs/conv2d-guide/$$s/report.html; \
+	  rm -f docs/conv2d-guide/$$s/report.html docs/conv2d-guide/$$s/study_*.png; \
 	done
 
 clean:

@@ -32,6 +32,7 @@ import numpy as np  # noqa: E402
 
 matplotlib.use("Agg")
 from matplotlib.figure import Figure  # noqa: E402
+from search_replay import Grid, replay  # noqa: E402  (this folder)
 
 from convtrain.plots.save import save_figure  # noqa: E402
 from convtrain.search.results import best, configurations  # noqa: E402
@@ -183,6 +184,17 @@ def summarize(grid_dir: Path, search_dir: Path) -> dict:
     }
 
 
+def replayed(grid_dir: Path, search_dir: Path) -> dict:
+    """The search as benchmarks/search_replay.py predicts it from the grid's curves, beside what
+    it did: the same configurations in the same order and states if training is deterministic."""
+    record, study = load_study(search_dir)
+    predicted = replay(Grid(grid_dir), (record.sampler, record.prune, record.min_epochs),
+                       record.seed, record.study, trials=len(study.trials))  # fmt: skip
+    real = [{"params": t.params, "state": t.state.name.lower()} for t in study.trials]
+    return {"best": predicted["best"], "epochs": predicted["epochs"],
+            "same_trials": predicted["trials"] == real}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 classes, 32x32, 2x2x2, 3 epochs")
@@ -218,6 +230,7 @@ def main() -> None:
         "load_after": os.getloadavg(),
         **summarize(work / "grid", work / f"search-{PRUNE}"),
     }
+    result["replay"] = replayed(work / "grid", work / f"search-{PRUNE}")
     out = REPO / "benchmarks" / "results" / f"{started:%Y-%m-%d}-search-{mode}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     figure = plot(result, out.with_suffix(".png"))
@@ -229,6 +242,9 @@ def main() -> None:
           f"{s['epochs']} epochs "
           f"({100 * result['epoch_share']:.0f}% of the grid's); within 1 point after "
           f"{s['epochs_to_within_1_point']} epochs")  # fmt: skip
+    r = result["replay"]
+    print(f"replay of the grid's curves: best {r['best']:.4f}, {r['epochs']} epochs, the same "
+          f"trials: {'yes' if r['same_trials'] else 'no'}")  # fmt: skip
     print(
         f"{'PASS' if result['passed'] else 'FAIL'}: gap {result['gap_points']} points; wrote {out} "
         f"and {figure}"

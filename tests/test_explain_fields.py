@@ -20,7 +20,7 @@ from conftest import REPO, make_dataset
 from convtrain.config.load import dump_config, load_config, validate
 from convtrain.data.split import Split
 from convtrain.errors import ConvtrainError
-from convtrain.explain import geometry
+from convtrain.explain import geometry, raster
 from convtrain.model.plan import plan_model
 from convtrain.rundir import RunDir
 
@@ -242,3 +242,31 @@ def test_build_run_writes_a_loadable_config(tmp_path: Path) -> None:
         "initial.keras",
         "last.keras",
     }
+
+
+@pytest.mark.parametrize(
+    ("field", "window"),
+    [
+        ((31, 31, 33, 33), (24, 24, 16, 16)),  # a 3x3 field: the 16 pixels around it
+        ((29, 29, 35, 35), (22, 22, 21, 21)),  # 7x7: three times its side
+        ((0, 0, 2, 2), (0, 0, 16, 16)),  # at a corner: the window moves inside the image
+        ((-3, 60, 1, 66), (0, 43, 21, 21)),  # past the border: the same
+        ((13, 13, 50, 50), (0, 0, 64, 64)),  # large: the whole image, not zoomed
+    ],
+)
+def test_a_small_field_is_shown_zoomed(field: tuple, window: tuple) -> None:
+    assert raster.zoom_window(field, (64, 64, 3)) == window
+
+
+def test_zoomed_panels_keep_the_field_where_it_is() -> None:
+    # The effective field drawn on the zoomed panel covers exactly the theoretical box's pixels.
+    pixels = np.zeros((64, 64, 3), np.uint8)
+    erf = np.zeros((64, 64))
+    erf[31:34, 31:34] = 1.0
+    shown = raster.field_panels(
+        pixels, erf, (31, 31, 33, 33), 160, (255, 221, 0), "magma", (0, 230, 255)
+    )
+    assert shown.zoomed and shown.window == (24, 24, 16, 16) and shown.scale == 10
+    lit = np.argwhere(shown.effective.sum(axis=-1) > 300)  # bright: not the map's dark 0
+    assert lit.min(axis=0).tolist() == [70, 70] and lit.max(axis=0).tolist() == [99, 99]
+    assert shown.at(32, 32) == (85, 85)  # the unit's centre pixel, in the panel

@@ -139,16 +139,13 @@ def _layer_figure(trials: list[Trial], image_name: str, path: Path) -> Path:
         sheet.image(mosaic(t.features[..., order], tile), 2.3, y + (size[0] - tile[0]) / DPI)
         x = 2.3 + fmap_w + 0.3
         f = t.field
-        scale = size[0] / t.pixels.shape[1]
-        top, left, bottom, right = f.theoretical.box
-        bounds = (int(top * scale), int(left * scale), int((bottom + 1) * scale) - 1,
-                  int((right + 1) * scale) - 1)  # fmt: skip
-        theory = raster.box(raster.resize(raster.rgb(t.pixels[0]), size), *bounds, (255, 221, 0))
-        sheet.image(theory, x, y)
+        erf = t.erf if f.effective.support is not None else None
+        shown = raster.field_panels(t.pixels[0], erf, f.theoretical.box, max(size), (255, 221, 0),
+                                    ERF_CMAP, (0, 230, 255))  # fmt: skip
+        sheet.image(shown.theory, x, y)
         x += size[1] / DPI + 0.15
-        if f.effective.support is not None:
-            shown = raster.coloured(np.sqrt(t.erf / t.erf.max()), ERF_CMAP)
-            sheet.image(raster.dashed_box(raster.resize(shown, size), *bounds, (0, 230, 255)), x, y)
+        if shown.effective is not None:
+            sheet.image(shown.effective, x, y)
         e, th = f.effective, f.theoretical
         text = [f"theoretical {th.size[0]}x{th.size[1]}"]
         if e.size_90 is not None:
@@ -156,6 +153,8 @@ def _layer_figure(trials: list[Trial], image_name: str, path: Path) -> Path:
             text.append(f"{e.inside_share:.0%} inside the theoretical")
         else:
             text.append(e.note or "")
+        if shown.zoomed:
+            text.append(f"(both {shown.caption()})")
         sheet.text(
             x + size[1] / DPI + 0.15, y + size[0] / DPI, "\n".join(text), va="top", fontsize=8
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from matplotlib import colormaps
@@ -97,6 +98,66 @@ def gradient_bar(cmap: str, size: tuple[int, int]) -> np.ndarray:
     """A vertical colour bar of `size` pixels, the colour map's top at the top."""
     levels = np.linspace(1.0, 0.0, size[0])[:, None].repeat(size[1], axis=1)
     return coloured(levels, cmap)
+
+
+# A field smaller than this share of the image is shown zoomed: a 3x3 first-layer field on a
+# 64-pixel image is 6 pixels of a 120-pixel panel, a dot (seen on the kernel_size sweep).
+ZOOM_FACTOR = 3  # the window is this many times the field's side ...
+ZOOM_LEAST = 16  # ... and at least this many input pixels
+
+
+def zoom_window(
+    field: tuple[int, int, int, int], shape: tuple[int, ...]
+) -> tuple[int, int, int, int]:
+    """(top, left, rows, columns) of the image to show around a receptive field `field`
+    (inclusive input pixels, perhaps past the border): the whole image unless the field is small."""
+    h, w = shape[:2]
+    top, left, bottom, right = field
+    side = max(ZOOM_LEAST, ZOOM_FACTOR * max(bottom - top + 1, right - left + 1))
+    if side >= min(h, w):
+        return 0, 0, h, w
+    # centred on the field, moved inside the image
+    t = min(max((top + bottom + 1) // 2 - side // 2, 0), h - side)
+    lo = min(max((left + right + 1) // 2 - side // 2, 0), w - side)
+    return t, lo, side, side
+
+
+@dataclass(frozen=True)
+class FieldPanels:
+    """The theoretical box on the image and the effective field, cropped alike and scaled."""
+
+    theory: np.ndarray
+    effective: np.ndarray | None
+    window: tuple[int, int, int, int]  # zoom_window's
+    scale: float  # panel pixels per input pixel
+    zoomed: bool
+
+    def at(self, row: float, col: float) -> tuple[int, int]:
+        """An input pixel's centre in the panels."""
+        t, lo = self.window[:2]
+        return to_panel(row - t, self.scale), to_panel(col - lo, self.scale)
+
+    def caption(self) -> str:
+        return f"zoomed: {self.window[2]}x{self.window[3]} pixels" if self.zoomed else ""
+
+
+def field_panels(pixels: np.ndarray, erf: np.ndarray | None, field: tuple[int, int, int, int],
+                 side: int, colour, erf_cmap: str, erf_colour) -> FieldPanels:  # fmt: skip
+    """Both panels of a receptive field, `side` pixels on the longer side. The effective field
+    is drawn on a square-root scale, so its tails (a few percent of its peak) stay visible."""
+    t, lo, rows, cols = window = zoom_window(field, pixels.shape)
+    size = fit((rows, cols), side)
+    scale = size[0] / rows
+    top, left, bottom, right = field
+    bounds = (int((top - t) * scale), int((left - lo) * scale),
+              int((bottom - t + 1) * scale) - 1, int((right - lo + 1) * scale) - 1)  # fmt: skip
+    crop = rgb(pixels)[t : t + rows, lo : lo + cols]
+    theory = box(resize(crop, size), *bounds, colour)
+    effective = None
+    if erf is not None and erf.max() > 0:
+        shown = coloured(np.sqrt(erf[t : t + rows, lo : lo + cols] / erf.max()), erf_cmap)
+        effective = dashed_box(resize(shown, size), *bounds, erf_colour)
+    return FieldPanels(theory, effective, window, scale, (rows, cols) != pixels.shape[:2])
 
 
 # --- text ------------------------------------------------------------------------------------

@@ -188,26 +188,22 @@ def fields(sheet: Sheet, pic: Picture, plan: Plan) -> None:
     rf = pic.record.receptive_field
     side = PANEL / DPI
     y = sheet.band(side + 0.75) + 0.15
-    sheet.text(0.2, y + side + 0.4, f"Receptive field of {rf.layer}'s unit {rf.unit}: theoretical "
-               "(yellow, inspect's arithmetic) and effective (Luo et al. 2016)",
-               fontsize=9.5, fontweight="bold")  # fmt: skip
-    size = raster.fit(pic.pixels.shape, PANEL)
-    scale = size[0] / pic.pixels.shape[0]
     t, e = rf.theoretical, rf.effective
-    top, left, bottom, right = t.box
-    bounds = (int(top * scale), int(left * scale), int((bottom + 1) * scale) - 1,
-              int((right + 1) * scale) - 1)  # fmt: skip
+    erf = pic.erf if pic.erf is not None and e.support is not None else None
+    shown = raster.field_panels(pic.pixels, erf, t.box, PANEL, YELLOW, ERF_CMAP, CYAN)
+    zoom = f" (both panels {shown.caption()} around it)" if shown.zoomed else ""
+    sheet.text(0.2, y + side + 0.4, f"Receptive field of {rf.layer}'s unit {rf.unit}: theoretical "
+               f"(yellow, inspect's arithmetic) and effective (Luo et al. 2016){zoom}",
+               fontsize=9.5, fontweight="bold")  # fmt: skip
     rows, cols = geometry.centres(plan, rf.layer)
-    theory = raster.box(raster.resize(raster.rgb(pic.pixels), size), *bounds, YELLOW)
-    cr, cc = raster.to_panel(rows[rf.unit[0]], scale), raster.to_panel(cols[rf.unit[1]], scale)
+    cr, cc = shown.at(rows[rf.unit[0]], cols[rf.unit[1]])
+    theory = shown.theory
     theory[max(cr - 2, 0) : cr + 3, max(cc - 2, 0) : cc + 3] = YELLOW
     sheet.image(theory, 0.2, y)
     sheet.caption(0.2, y, side, f"theoretical: {t.size[0]}x{t.size[1]}")
     x = 2.4
-    if pic.erf is not None and e.support is not None:
-        # A square-root scale: the field's tails, a few percent of its peak, stay visible.
-        shown = raster.coloured(np.sqrt(pic.erf / pic.erf.max()), ERF_CMAP)
-        sheet.image(raster.dashed_box(raster.resize(shown, size), *bounds, CYAN), x, y)
+    if shown.effective is not None:
+        sheet.image(shown.effective, x, y)
         title = f"effective: 90% in {e.size_90[0]}x{e.size_90[1]}"
         ticks = [(np.sqrt(v), f"{v:g}") for v in (0, 0.05, 0.25, 0.5, 1)]
         sheet.bar(ERF_CMAP, x + side + 0.08, y, side, ticks, "|d unit / d pixel| / max")
