@@ -195,3 +195,9 @@ def test_initializers_regularizers_and_constraints_are_one_cell_in_one_notation(
     assert compare.flatten({"sweep": {"grid": {"a.kernel_initializer": ["zeros", "ones"]}}}) == {
         "sweep.grid.a.kernel_initializer": ("zeros", "ones")
     }
+
+
+def test_cells_read_as_the_config_writes_them():
+    assert [compare.cell(v) for v in (True, False, None, 3, 0.93641, (5, 5))] == [
+        "true", "false", "-", "3", "0.9364", "[5, 5]",
+    ]  # fmt: skip

@@ -217,6 +217,8 @@ def table(runs: list[RunSummary], sort_by: str = "accuracy") -> tuple[list[str],
 def cell(v: Any) -> str:
     if v is None:
         return "-"
+    if isinstance(v, bool):  # as the config says it
+        return "true" if v else "false"
     if isinstance(v, float):
         return f"{v:.4f}" if v <= 1.0 else f"{v:,.1f}"
     if isinstance(v, int) and not isinstance(v, bool):
