@@ -29,6 +29,7 @@ sys.path.insert(0, str(REPO))  # run as a script from anywhere
 
 import matplotlib  # noqa: E402
 import numpy as np  # noqa: E402
+import optuna  # noqa: E402
 
 matplotlib.use("Agg")
 from matplotlib.figure import Figure  # noqa: E402
@@ -114,7 +115,7 @@ def plot(result: dict, out: Path) -> Path:
     ax = fig.subplots()
     g, s = result["grid"], result["search"]
     for curve, label, colour in ((result["grid_curve"], f"full grid ({g['trials']} trials)", "#7f7f7f"),
-                                 (result["curve"], f"TPE + {PRUNE} ({s['trials']} trials, "
+                                 (result["curve"], f"TPE + {PRUNE.title()} ({s['trials']} trials, "
                                   f"{s['pruned']} pruned)", "#1f77b4")):  # fmt: skip
         # from the first finished trial on (before it there is no best), to the last one
         known = [c for c in curve if c["best_so_far"] is not None]
@@ -188,6 +189,7 @@ def replayed(grid_dir: Path, search_dir: Path) -> dict:
     """The search as benchmarks/search_replay.py predicts it from the grid's curves, beside what
     it did: the same configurations in the same order and states if training is deterministic."""
     record, study = load_study(search_dir)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the replay's study is in memory
     predicted = replay(Grid(grid_dir), (record.sampler, record.prune, record.min_epochs),
                        record.seed, record.study, trials=len(study.trials))  # fmt: skip
     real = [{"params": t.params, "state": t.state.name.lower()} for t in study.trials]
