@@ -390,7 +390,8 @@ def test_dry_run_creates_nothing(tmp_path, monkeypatch):
 
 def test_the_conv2d_guide_covers_every_example_sweep():
     """`make sweeps` / `make guide` run every sweep of configs/sweeps/, and the guide shows each
-    one's comparison: its table and both plots, written by `convtrain compare`."""
+    one's comparison: its table, its two plots and what the network looks at in each trial
+    (Grad-CAM, the changed layer), all written by `convtrain compare`."""
     import re
 
     makefile = (REPO / "Makefile").read_text()
@@ -401,7 +402,12 @@ def test_the_conv2d_guide_covers_every_example_sweep():
     for name in listed:
         assert f"configs/sweeps/{name}.yaml" in guide
         assert f"`convtrain compare runs/sweeps/{name}`" in guide
-        for png in ("compare_cost.png", "compare_curves.png"):
+        for png in (
+            "compare_cost.png",
+            "compare_curves.png",
+            "compare_gradcam.png",
+            "compare_layer.png",
+        ):
             assert f"(conv2d-guide/{name}/{png})" in guide
             assert (REPO / "docs" / "conv2d-guide" / name / png).stat().st_size > 10_000
 
