@@ -6,35 +6,17 @@ model's plan, so the page shows exactly what the run directory holds.
 
 from __future__ import annotations
 
-import base64
 import html
 from pathlib import Path
 from typing import Any
 
 from convtrain.evaluate.summary import METRICS, MetricsRecord
+from convtrain.html import img, page, table
 from convtrain.io import atomic_write_text
 from convtrain.model.inspect import totals
 from convtrain.model.plan import Plan
 from convtrain.rundir import RunDir
 from convtrain.train.state import TrainState
-
-CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1200px;
-color:#222;padding:0 1rem;line-height:1.45}
-h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}
-h2::first-letter{text-transform:uppercase}
-.wide{overflow-x:auto;max-width:100%}table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
-th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:right}th{background:#f4f4f4}
-td{white-space:nowrap}pre.cmd{white-space:pre-wrap;overflow-wrap:anywhere}
-td:first-child,th:first-child{text-align:left}
-table.layers td:nth-child(2),table.layers th:nth-child(2){text-align:left}
-pre{background:#f8f8f8;border:1px solid #e4e4e4;padding:.75rem;overflow:auto;font-size:.8rem}
-.metrics{display:flex;gap:1rem;flex-wrap:wrap}.metric{background:#f4f8fc;border:1px solid #cfe0f0;
-border-radius:6px;padding:.6rem 1rem}.metric b{display:block;font-size:1.4rem}
-img{max-width:100%;height:auto;border:1px solid #eee;margin:.5rem 0}.muted{color:#777;font-size:.85rem}
-summary{cursor:pointer;color:#555;font-size:.9rem}
-"""
-
 
 # The story of a run, in reading order, with what each figure shows for a reader who cannot
 # see it (alt text); any other plot follows alphabetically, described by its name.
@@ -47,39 +29,6 @@ PLOTS = {
     "filters": "The weights of the first convolution, one small image per filter",
 }
 PLOT_ORDER = list(PLOTS)
-
-
-def _img(path: Path, alt: str | None = None) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    text = alt or path.stem.replace("_", " ")
-    return f'<img alt="{html.escape(text)}" src="data:image/png;base64,{data}">'
-
-
-def _breakable(text: str) -> str:
-    text = text.replace(".", ".<wbr>")
-    return text.replace("_", "_<wbr>") if len(text) > 16 else text
-
-
-def _table(header: list[str], rows: list[list[Any]], css_class: str = "") -> str:
-    # Cells keep to one line (a run's name broke at each hyphen, three lines a row); a long
-    # dotted header may break after a dot or an underscore instead.
-    head = "".join(f"<th>{_breakable(html.escape(str(h)))}</th>" for h in header)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
-    )
-    cls = f' class="{css_class}"' if css_class else ""
-    # A table wider than a phone scrolls inside its box, not the whole page.
-    table = f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-    return f'<div class="wide">{table}</div>'
-
-
-def _page(title: str, body: list[str]) -> str:
-    return (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{html.escape(title)}"
-        f"</title><style>{CSS}</style></head><body>{''.join(body)}</body></html>\n"
-    )
 
 
 def _layer_table(plan: Plan) -> str:
@@ -101,7 +50,7 @@ def _layer_table(plan: Plan) -> str:
         f"{t.macs:,} multiply-accumulates per image</p>"
     )
     header = ["layer", "type", "output", "params", "MACs", "receptive field", "jump"]
-    return _table(header, rows, "layers") + summary
+    return table(header, rows, "layers") + summary
 
 
 def _training(state: TrainState) -> str:
@@ -150,7 +99,7 @@ def run_report(run: RunDir, plan: Plan, state: TrainState | None = None) -> Path
     for png in pngs:
         body += [
             f"<h2>{html.escape(png.stem.replace('_', ' '))}</h2>",
-            _img(png, PLOTS.get(png.stem)),
+            img(png, PLOTS.get(png.stem)),
         ]
     report_txt = run.reports / "classification_report.txt"
     if report_txt.is_file():
@@ -166,7 +115,7 @@ def run_report(run: RunDir, plan: Plan, state: TrainState | None = None) -> Path
         f"lines)</summary><pre>{html.escape(config)}</pre></details>",
     ]
     out = run.path / "report.html"
-    atomic_write_text(out, _page(f"convtrain: {run.path.name}", body))
+    atomic_write_text(out, page(f"convtrain: {run.path.name}", body))
     return out
 
 
@@ -185,14 +134,14 @@ def sweep_report(sweep_dir: Path, header: list[str], rows: list[list[Any]], cell
         f'<p class="muted">{len(rows)} evaluated trials; best first</p>',
         verdict,
         "<h2>Comparison</h2>",
-        _table(header, [[cells(v) for v in row] for row in rows]),
+        table(header, [[cells(v) for v in row] for row in rows]),
     ]
     for name in ("compare_cost.png", "compare_curves.png"):
         if (sweep_dir / name).is_file():
-            body.append(_img(sweep_dir / name))
+            body.append(img(sweep_dir / name))
     looks = [sweep_dir / n for n in ("compare_gradcam.png", "compare_layer.png")]  # issue 16
     if any(p.is_file() for p in looks):
-        body += ["<h2>What the network looks at</h2>", *(_img(p) for p in looks if p.is_file())]
+        body += ["<h2>What the network looks at</h2>", *(img(p) for p in looks if p.is_file())]
     out = sweep_dir / "report.html"
-    atomic_write_text(out, _page(f"convtrain sweep: {sweep_dir.name}", body))
+    atomic_write_text(out, page(f"convtrain sweep: {sweep_dir.name}", body))
     return out

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from convtrain.experiments import compare
-from convtrain.experiments.html import _img, _page, _table
 from convtrain.explain.compare import FILES as EXPLAIN_FILES
 from convtrain.explain.compare import compare_section
+from convtrain.html import img, page, table
 from convtrain.io import atomic_write_text
 from convtrain.search.figures import FIGURES, write_figures
 from convtrain.search.results import best, configurations, train_command, trials_table
@@ -70,8 +70,8 @@ def compare_sweep(sweep_dir: Path, out_dir: Path, sort_by: str) -> dict[str, Any
     note = "" if len(shown) == len(runs) else (
         f" (the {BEST_SHOWN} best and the {len(shown) - BEST_SHOWN} worst of {len(runs)} trials "
         f"on validation)")  # fmt: skip
-    page = write_page(sweep_dir, out_dir, record, study, header, rows, notes, note)
-    return {"header": header, "rows": rows, "figures": figures, "notes": notes, "page": page}
+    written = write_page(sweep_dir, out_dir, record, study, header, rows, notes, note)
+    return {"header": header, "rows": rows, "figures": figures, "notes": notes, "page": written}
 
 
 def side_by_side(study: Any, runs: list[Any]) -> list[Any]:
@@ -108,20 +108,20 @@ def write_page(
             f"{a.get('epochs', '?')} epochs.</p>",
             f'<pre class="cmd">{html.escape(train_command(sweep_dir, record, top))}</pre>',
         ]
-    body += ["<h2>Trials</h2>", _table(header, [[compare.cell(v) for v in r] for r in rows])]
+    body += ["<h2>Trials</h2>", table(header, [[compare.cell(v) for v in r] for r in rows])]
     for stem, (title, _) in FIGURES.items():
         if (out_dir / f"{stem}.png").is_file():
-            png = _img(out_dir / f"{stem}.png", f"Optuna's {title} of the study")
+            png = img(out_dir / f"{stem}.png", f"Optuna's {title} of the study")
             body += [f"<h2>{html.escape(title.capitalize())}</h2>", png]
     for name, title, alt in SHOWN:
         if (out_dir / name).is_file():
-            body += [f"<h2>{title}</h2>", _img(out_dir / name, alt)]
+            body += [f"<h2>{title}</h2>", img(out_dir / name, alt)]
     looks = [out_dir / name for name in EXPLAIN_FILES if (out_dir / name).is_file()]
     if looks:
         body += [f"<h2>What the network looks at{html.escape(looks_note)}</h2>",
-                 *(_img(p, LOOKS[p.name]) for p in looks)]  # fmt: skip
+                 *(img(p, LOOKS[p.name]) for p in looks)]  # fmt: skip
     if notes:
         body += ['<p class="muted">' + "<br>".join(html.escape(n) for n in notes) + "</p>"]
     out = out_dir / "report.html"
-    atomic_write_text(out, _page(f"convtrain sweep: {sweep_dir.name}", body))
+    atomic_write_text(out, page(f"convtrain sweep: {sweep_dir.name}", body))
     return out
