@@ -16,7 +16,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "convtrain"
 
 # Bottom to top; a module may import its own layer's modules and the layers below.
 LAYERS = (
-    ("base", ("errors", "io", "safeload", "tfquiet", "progress", "records", "history", "rundir")),
+    (
+        "base",
+        ("errors", "io", "safeload", "tfquiet", "progress", "records", "history", "rundir", "html"),
+    ),
     ("layers", ("layers",)),  # one module per layer kind: its spec, arithmetic and builder
     ("config", ("config",)),
     ("data", ("data",)),
