@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -161,3 +162,20 @@ def wait_until_paused(proc: subprocess.Popen, folder: Path) -> int:
         assert proc.poll() is None, "the process ended before reaching the pause"
         time.sleep(0.02)
     return int((folder / "paused").read_text())
+
+
+def exit_code_or_stacks(proc: subprocess.Popen, stderr: Path, timeout: float) -> int:
+    """The exit code of a process started with `pausing`; if it has not exited after `timeout`
+    seconds, fail with the stacks of all its threads (the hook dumps them on SIGUSR1)."""
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)
+        try:
+            proc.wait(timeout=10)  # the dump is written at once; the process stays hung
+        except subprocess.TimeoutExpired:
+            pass
+        proc.kill()
+        pytest.fail(
+            f"still running after {timeout:g} s; its threads:\n{stderr.read_text()[-6000:]}"
+        )

@@ -17,7 +17,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import RUN_LAYOUT, make_dataset, pausing, tiny_config, wait_until_paused
+from conftest import (
+    RUN_LAYOUT,
+    exit_code_or_stacks,
+    make_dataset,
+    pausing,
+    tiny_config,
+    wait_until_paused,
+)
 
 from convtrain.commands import main
 from convtrain.config.load import dump_config, load_config
@@ -186,7 +193,7 @@ def test_ctrl_c_checkpoints_and_exits_130(env, tmp_path: Path) -> None:
     try:
         wait_until_paused(proc, hold)
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=120) == 130
+        assert exit_code_or_stacks(proc, err, 120) == 130
     finally:
         proc.kill()
     stderr = err.read_text()

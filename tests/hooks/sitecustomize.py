@@ -11,7 +11,13 @@ import os
 _SPEC = os.environ.get("CONVTRAIN_TEST_PAUSE")
 
 if _SPEC:
+    import faulthandler
+    import signal
     import time
+
+    # A test that finds the process hung sends SIGUSR1: every thread's stack goes to stderr
+    # (conftest.exit_code_or_stacks), so the failure says where it hung.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     from pathlib import Path
 
     import convtrain.io
