@@ -179,3 +179,10 @@ def exit_code_or_stacks(proc: subprocess.Popen, stderr: Path, timeout: float) ->
         pytest.fail(
             f"still running after {timeout:g} s; its threads:\n{stderr.read_text()[-6000:]}"
         )
+
+
+def sigint_default() -> None:
+    """preexec_fn for the convtrain processes the tests start: SIGINT at its default, as for a
+    command in a terminal. A test run started in the background by a script inherits SIGINT
+    ignored (POSIX shells do that to background commands), and a Ctrl-C test then waits forever."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

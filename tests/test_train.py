@@ -22,6 +22,7 @@ from conftest import (
     exit_code_or_stacks,
     make_dataset,
     pausing,
+    sigint_default,
     tiny_config,
     wait_until_paused,
 )
@@ -75,6 +76,7 @@ def start(*args: str, env: dict[str, str], tmp: Path) -> tuple[subprocess.Popen,
             stdout=subprocess.DEVNULL,
             stderr=fh,
             env=env,
+            preexec_fn=sigint_default,  # noqa: PLW1509 - one system call
         )
     return proc, err
 

@@ -94,8 +94,12 @@ def find_run(ctx: Context, name: str) -> Path | None:
     return found[-1].parent if found else None
 
 
-def _die_with_parent() -> None:
-    """The trial process gets SIGKILL when its sweep process dies (Linux), never orphaned."""
+def _trial_signals() -> None:
+    """In the trial process before it starts: SIGKILL when its sweep process dies (Linux), never
+    orphaned; and SIGINT at its default, which the sweep sends to stop a trial. A sweep started
+    in the background by a script inherits SIGINT ignored (POSIX shells do that to background
+    commands), and a trial started with it ignored would never stop (seen in CI)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
@@ -121,7 +125,7 @@ def _launch(
             cmd, env=env, stdout=out, stderr=subprocess.PIPE, text=True, bufsize=1,
             # Its own session: Ctrl-C reaches the sweep, which passes it on exactly once.
             start_new_session=True,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - one libc call, no Python state
+            preexec_fn=_trial_signals,  # noqa: PLW1509 - two system calls, no Python state
         )  # fmt: skip
         ctx.running[trial.number] = proc
         try:
