@@ -221,7 +221,7 @@ def cell(v: Any) -> str:
         return "true" if v else "false"
     if isinstance(v, float):
         return f"{v:.4f}" if v <= 1.0 else f"{v:,.1f}"
-    if isinstance(v, int) and not isinstance(v, bool):
+    if isinstance(v, int):
         return f"{v:,}"
     if isinstance(v, tuple):
         return "[" + ", ".join(map(str, v)) + "]"

@@ -51,6 +51,10 @@ class StudyReporter(keras.callbacks.Callback):
         return cls(study, int(os.environ[ENV_TRIAL]), record["monitor"], run)
 
     def _prune(self, epoch: int) -> None:
+        # After the last epoch there is nothing left to save: the trial is complete, whatever a
+        # pruner (the median one judges every epoch) would say of it.
+        if epoch >= int(self.params.get("epochs") or 0):
+            return
         with storages.optuna_quiet():
             if self.trial.should_prune():
                 self.trial.set_user_attr("pruned_at_epoch", epoch)
@@ -84,7 +88,4 @@ class StudyReporter(keras.callbacks.Callback):
             self.trial.report(
                 float(value), step=epoch + 1
             )  # epochs count from 1, as in history.csv
-        # After the last epoch there is nothing left to save: the trial is complete, whatever a
-        # pruner (the median one judges every epoch) would say of it.
-        if epoch + 1 < int(self.params.get("epochs") or 0):
-            self._prune(epoch + 1)
+        self._prune(epoch + 1)
