@@ -205,6 +205,20 @@ def test_pruning_stops_a_trial_whose_metric_is_bad(tmp_path, env):
     assert (run / "reports" / "metrics.json").is_file()  # evaluated on what it had
     assert sorted(pruned.intermediate_values) == [1, 2]
     assert "pruned after epoch 2" in proc.stdout
+    # What the search cost: the epochs in the runs' histories, against 3 full trainings.
+    trained = sum(len(epochs_of(Path(t.user_attrs["run_dir"]))) for t in trials)
+    assert trained == 8
+    assert f"cost: {trained} epochs trained of the 9 that 3 configurations" in proc.stdout
+    cmp = cli("compare", str(sweep_dir), env=env)
+    assert cmp.returncode == 0, cmp.stderr
+    seconds = sum(
+        float(r["epoch_time"])
+        for t in trials
+        for r in csv.DictReader((Path(t.user_attrs["run_dir"]) / "history.csv").open())
+    )
+    line = f"(89%); {seconds / 3600:.2f} h of training in the 3 evaluated runs on this machine"
+    assert line in cmp.stderr, cmp.stderr
+    assert "Cost: 8 epochs trained of the 9" in (sweep_dir / "report.html").read_text()
 
 
 def test_two_sweep_processes_share_one_study_without_running_a_trial_twice(tmp_path, env):

@@ -56,6 +56,7 @@ def _compare_study(path: Path, sort_by: str, fmt: str, out: str | None) -> Path:
     click.echo(FORMATS[fmt](result["header"], result["rows"]).rstrip("\n"))
     for note in result["notes"]:
         click.echo(f"note: {note}", err=True)
+    click.echo(result["cost"], err=True)
     click.echo(f"report: {result['page']}", err=True)
     figures = ", ".join(p.name for p in result["figures"])
     click.echo(

@@ -17,7 +17,7 @@ from convtrain.explain.compare import compare_section
 from convtrain.html import img, page, table
 from convtrain.io import atomic_write_text
 from convtrain.search.figures import FIGURES, write_figures
-from convtrain.search.results import best, configurations, train_command, trials_table
+from convtrain.search.results import best, configurations, cost_line, train_command, trials_table
 from convtrain.search.study import load_study
 
 SHOWN = (
@@ -70,8 +70,10 @@ def compare_sweep(sweep_dir: Path, out_dir: Path, sort_by: str) -> dict[str, Any
     note = "" if len(shown) == len(runs) else (
         f" (the {BEST_SHOWN} best and the {len(shown) - BEST_SHOWN} worst of {len(runs)} trials "
         f"on validation)")  # fmt: skip
-    written = write_page(sweep_dir, out_dir, record, study, header, rows, notes, note)
-    return {"header": header, "rows": rows, "figures": figures, "notes": notes, "page": written}
+    cost = cost_line(study, record, sum(r.train_time_s for r in runs), len(runs))
+    written = write_page(sweep_dir, out_dir, record, study, header, rows, notes, note, cost)
+    return {"header": header, "rows": rows, "figures": figures, "notes": notes, "page": written,
+            "cost": cost}  # fmt: skip
 
 
 def side_by_side(study: Any, runs: list[Any]) -> list[Any]:
@@ -87,7 +89,7 @@ def side_by_side(study: Any, runs: list[Any]) -> list[Any]:
 
 def write_page(
     sweep_dir: Path, out_dir: Path, record: Any, study: Any, header: list[str],
-    rows: list[list[Any]], notes: list[str], looks_note: str = "",
+    rows: list[list[Any]], notes: list[str], looks_note: str = "", cost: str = "",
 ) -> Path:  # fmt: skip
     top = best(study)
     states = [r[1] for r in rows]
@@ -98,6 +100,7 @@ def write_page(
         f"pruned, {states.count('failed')} failed of {len(rows)} trials. Trials are selected on "
         f"{html.escape(record.monitor)} (the validation split); test figures are shown, never "
         f"used to select.</p>",
+        *([f'<p class="muted">{html.escape(cost[:1].upper() + cost[1:])}.</p>'] if cost else []),
     ]
     if top is not None:
         a = top.user_attrs

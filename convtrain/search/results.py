@@ -91,6 +91,32 @@ def trials_table(study: Any, record: SweepRecord) -> tuple[list[str], list[list[
     return header, rows
 
 
+def epochs_trained(trial: Any) -> int:
+    """The epochs a configuration's run holds: a pruned one's until it stopped; a running one's
+    so far (the epochs it reported). A retry resumes its original's run, so counts it once."""
+    epochs = trial.user_attrs.get("epochs")
+    return int(epochs) if epochs is not None else len(trial.intermediate_values)
+
+
+def cost_line(study: Any, record: SweepRecord, train_seconds: float | None = None,
+              runs: int = 0) -> str:  # fmt: skip
+    """What the search cost, against training every configuration it tried to the end."""
+    configs = configurations(study)
+    done = sum(epochs_trained(t) for t in configs)
+    full = len(configs) * record.epochs
+    share = f" ({done / full:.0%})" if full else ""
+    line = (
+        f"cost: {done:,} epochs trained of the {full:,} that {len(configs)} configurations "
+        f"trained to the end would take{share}"
+    )
+    if train_seconds is not None and runs:
+        line += (
+            f"; {train_seconds / 3600:.2f} h of training in the {runs} evaluated "
+            f"run{'s' if runs != 1 else ''} on this machine (their epoch times)"
+        )
+    return line
+
+
 def summary_lines(outcome: Any) -> list[str]:
     study, record, sweep_dir = outcome.study, outcome.record, outcome.sweep_dir
     c = outcome.counts
@@ -98,7 +124,8 @@ def summary_lines(outcome: Any) -> list[str]:
     budget = f" (budget {record.trials})" if record.trials else ""
     lines = [
         f"sweep {sweep_dir}: {c['complete']} complete, {c['pruned']} pruned, {c['fail']} failed "
-        f"of {total} trials{budget}"
+        f"of {total} trials{budget}",
+        cost_line(study, record),
     ]
     if outcome.elsewhere:
         lines.append(
