@@ -501,6 +501,41 @@ def test_a_search_shows_its_best_and_worst_trials_side_by_side(direction):
     assert side_by_side(study, runs[:6]) == runs[:6]
 
 
+def test_a_study_looked_at_while_it_runs_counts_its_running_trials_and_their_epochs(tmp_path):
+    """compare on a live study: what runs is said, and its epochs so far are in the cost."""
+    from types import SimpleNamespace
+
+    import optuna
+
+    from convtrain.search.report import write_page
+    from convtrain.search.results import cost_line, trials_table
+
+    study = optuna.create_study(direction="maximize")
+    for epochs, state in [(10, "complete"), (3, "pruned"), (None, "running")]:
+        trial = study.ask()
+        for epoch in range(1, (epochs or 6) + 1):
+            trial.report(0.1 * epoch, epoch)
+        if epochs is not None:
+            trial.set_user_attr("epochs", epochs)
+        if state == "complete":
+            study.tell(trial, 0.9)
+        elif state == "pruned":
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    record = SimpleNamespace(
+        study="s-1", sampler="tpe", prune="asha", monitor="val_accuracy", epochs=10,
+        overrides=[], space={}, trials=3,
+    )  # fmt: skip
+    cost = cost_line(study, record, 7200.0, 2)
+    assert cost == (
+        "cost: 19 epochs trained of the 30 that 3 configurations trained to the end would take "
+        "(63%); 2.00 h of training in the 2 evaluated runs on this machine (their epoch times)"
+    )
+    header, rows = trials_table(study, record)
+    page = write_page(tmp_path, tmp_path, record, study, header, rows, [], "", cost).read_text()
+    assert "1 complete, 1 pruned, 0 failed, 1 running or waiting of 3 trials" in page
+    assert "Cost: 19 epochs trained of the 30" in page
+
+
 def test_a_configuration_sampled_again_is_not_trained_again(tmp_path, env):
     """Five random draws from two choices: two runs trained, the other draws take their twin's
     result (0 epochs), say so in the table, and the --min-epochs option is in the plan."""

@@ -93,13 +93,15 @@ def write_page(
 ) -> Path:  # fmt: skip
     top = best(study)
     states = [r[1] for r in rows]
+    live = states.count("running") + states.count("waiting")
+    running = f", {live} running or waiting" if live else ""  # a study looked at while it runs
     body = [
         f"<h1>Sweep {html.escape(sweep_dir.name)}</h1>",
         f'<p class="muted">study {html.escape(record.study)}: {record.sampler} sampler, '
         f"pruner {record.prune}; {states.count('complete')} complete, {states.count('pruned')} "
-        f"pruned, {states.count('failed')} failed of {len(rows)} trials. Trials are selected on "
-        f"{html.escape(record.monitor)} (the validation split); test figures are shown, never "
-        f"used to select.</p>",
+        f"pruned, {states.count('failed')} failed{running} of {len(rows)} trials. Trials are "
+        f"selected on {html.escape(record.monitor)} (the validation split); test figures are "
+        f"shown, never used to select.</p>",
         *([f'<p class="muted">{html.escape(cost[:1].upper() + cost[1:])}.</p>'] if cost else []),
     ]
     if top is not None:
