@@ -376,6 +376,49 @@ def test_a_sweep_directory_holding_another_sweep_is_refused(tmp_path, env):
         prepare_dir(other, tmp_path / "s", None, None)
 
 
+def test_a_comment_edited_in_the_config_is_the_same_sweep_a_value_is_not(tmp_path):
+    from convtrain.search.engine import prepare
+    from convtrain.search.plan import Options
+    from convtrain.search.study import prepare as prepare_dir
+
+    cfg = config(tmp_path / "c.yaml")
+    plan, _ = prepare(str(cfg), (), Options())
+    prepare_dir(plan, tmp_path / "s", None, None)
+    text = cfg.read_text()
+    cfg.write_text("# why this sweep: a note added later\n" + text.replace(": ", ":   "))
+    edited, _ = prepare(str(cfg), (), Options())
+    assert edited.digest == plan.digest and edited.study_name == plan.study_name
+    assert edited.legacy_digest != plan.legacy_digest  # the bytes did change
+    assert prepare_dir(edited, tmp_path / "s", None, None).study == plan.study_name
+    assert "\nseed: 5\n" in text
+    cfg.write_text(text.replace("\nseed: 5\n", "\nseed: 6\n"))
+    assert prepare(str(cfg), (), Options())[0].digest != plan.digest
+
+
+def test_a_sweep_directory_named_by_the_config_bytes_still_resumes(tmp_path):
+    """Sweeps made before the identity read the config's content (study.json holds the digest
+    of its bytes) resume with the same command; another config is still refused."""
+    import json
+
+    from convtrain.errors import ConvtrainError
+    from convtrain.search.engine import prepare
+    from convtrain.search.plan import Options
+    from convtrain.search.study import prepare as prepare_dir
+
+    cfg = config(tmp_path / "c.yaml")
+    plan, _ = prepare(str(cfg), (), Options())
+    prepare_dir(plan, tmp_path / "s", None, None)
+    record = tmp_path / "s" / "study.json"
+    old = json.loads(record.read_text()) | {
+        "digest": plan.legacy_digest, "study": f"sw-{plan.legacy_digest[:8]}"
+    }  # fmt: skip
+    record.write_text(json.dumps(old))
+    assert prepare_dir(plan, tmp_path / "s", None, None).study == f"sw-{plan.legacy_digest[:8]}"
+    cfg.write_text(cfg.read_text() + "# a comment: the bytes of the old identity change\n")
+    with pytest.raises(ConvtrainError, match="holds another sweep"):
+        prepare_dir(prepare(str(cfg), (), Options())[0], tmp_path / "s", None, None)
+
+
 SWEEPS = sorted((REPO / "configs" / "sweeps").glob("*.yaml"))
 
 

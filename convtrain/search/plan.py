@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from convtrain.config.load import load_config
+from convtrain.config.load import load_config, read_yaml
 from convtrain.config.schema import Experiment, FileSplit, PerClassSplit, StratifiedSplit
 from convtrain.config.sweep import PRUNERS, SAMPLERS, parse_duration
 from convtrain.errors import ConfigError, ConvtrainError
@@ -58,6 +58,9 @@ class Plan:
     direction: str  # maximize or minimize
     grid_total: int | None = None  # the grid's size, for a grid or a random subset of it
     digest: str = field(default="")
+    # The digest convtrain gave this sweep before the identity ignored the config's comments
+    # and layout (its file's bytes): a sweep directory made then still resumes.
+    legacy_digest: str = field(default="")
 
     @property
     def epochs(self) -> int:
@@ -67,10 +70,18 @@ class Plan:
     def study_name(self) -> str:
         return f"{self.experiment.name}-{self.digest[:8]}"
 
-    def identity(self) -> dict[str, Any]:
-        """What must be the same for two processes to share a study (digested)."""
+    def identity(self, legacy: bool = False) -> dict[str, Any]:
+        """What must be the same for two processes to share a study (digested).
+
+        The config's content, not its text: a comment edited or a key moved is the same sweep.
+        """
+        config = (
+            {"config_sha256": hashlib.sha256(self.config.read_bytes()).hexdigest()}
+            if legacy
+            else {"config": read_yaml(self.config)}
+        )
         return {
-            "config_sha256": hashlib.sha256(self.config.read_bytes()).hexdigest(),
+            **config,
             "overrides": list(self.overrides),
             "space": [d.describe() for d in self.space],
             "keys": [d.key for d in self.space],
@@ -191,8 +202,12 @@ def make_plan(config: str, overrides: tuple[str, ...], options: Options) -> Plan
         direction="minimize" if monitor.endswith("loss") else "maximize",
         grid_total=grid_size(space) if sampler == "grid" else None,
     )
-    text = json.dumps(plan.identity(), sort_keys=True, default=str)
-    plan.digest = hashlib.sha256(text.encode()).hexdigest()
+    plan.digest, plan.legacy_digest = (
+        hashlib.sha256(
+            json.dumps(plan.identity(v), sort_keys=True, default=str).encode()
+        ).hexdigest()
+        for v in (False, True)
+    )
     if options.study is not None and not re.fullmatch(
         r"[A-Za-z0-9][A-Za-z0-9_.-]{0,119}", options.study
     ):

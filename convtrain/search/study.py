@@ -120,7 +120,8 @@ def prepare(plan: Plan, sweep_dir: Path, storage: str | None, study: str | None)
         if is_sweep(sweep_dir):
             record = read_record(sweep_dir)
             given = (study or record.study, storage or record.storage)
-            if record.digest != plan.digest or given != (record.study, record.storage):
+            same = record.digest in (plan.digest, plan.legacy_digest)
+            if not same or given != (record.study, record.storage):
                 raise ConvtrainError(
                     f"{sweep_dir}: this sweep directory holds another sweep (study {record.study}: "
                     f"another config, --set, space, sampler, pruner, --study or --storage); "
