@@ -1,3 +1,3 @@
-from convtrain.commands import main
+from convtrain.commands import entry
 
-main()
+entry()
