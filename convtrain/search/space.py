@@ -83,6 +83,10 @@ class Dim:
                     f"choices; expected the same sweep to resume the study"
                 )
             return self.choices[encoded.index(value)]
+        if self.kind == "float" and self.step is not None:
+            # Optuna's steps are low + k * step in floating point: 0.2 + 0.1 is 0.30000000000000004,
+            # a config value no one wrote (the grid's values are rounded the same way).
+            return round(float(value), 12)
         return int(value) if self.kind == "int" else float(value)
 
     def describe(self) -> str:
