@@ -28,6 +28,12 @@ def _encode(value: Any) -> Any:
     return assignment("", value).removeprefix("=")  # its YAML flow text
 
 
+def _on_step(value: float) -> float:
+    """A stepped float as written: Optuna's steps are low + k * step in floating point, and
+    0.2 + 0.1 is 0.30000000000000004, a config value no one wrote."""
+    return round(value, 12)
+
+
 @dataclass(frozen=True)
 class Dim:
     key: str  # the dotted config path, also the Optuna parameter name
@@ -70,7 +76,7 @@ class Dim:
             return list(range(int(self.low), int(self.high) + 1, int(self.step or 1)))  # type: ignore[arg-type]
         if self.kind == "float" and self.step is not None:
             n = int(round((self.high - self.low) / self.step))  # type: ignore[operator]
-            return [round(self.low + i * self.step, 12) for i in range(n + 1)]  # type: ignore[operator]
+            return [_on_step(self.low + i * self.step) for i in range(n + 1)]  # type: ignore[operator]
         return None
 
     def decode(self, value: Any) -> Any:
@@ -84,9 +90,7 @@ class Dim:
                 )
             return self.choices[encoded.index(value)]
         if self.kind == "float" and self.step is not None:
-            # Optuna's steps are low + k * step in floating point: 0.2 + 0.1 is 0.30000000000000004,
-            # a config value no one wrote (the grid's values are rounded the same way).
-            return round(float(value), 12)
+            return _on_step(float(value))
         return int(value) if self.kind == "int" else float(value)
 
     def describe(self) -> str:
