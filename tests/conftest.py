@@ -14,6 +14,8 @@ from PIL import Image
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# As convtrain sets it on import (convtrain/__init__.py), for tests that import Keras first.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_ARCHIVE = REPO.parent / "shared" / "datasets" / "caltech-101" / "101_ObjectCategories.tar.gz"
