@@ -10,9 +10,11 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -308,6 +310,50 @@ def test_ctrl_c_then_kill_9_of_the_whole_sweep_then_the_same_command_continues(t
     assert len(list((sweep_dir / "trials").iterdir())) == 1  # the trial kept its run
     assert epochs_of(run) == [1, 2, 3, 4, 5]
     assert "lost their process: retried" in third.stdout
+
+
+@pytest.mark.parametrize("moved", [False, True], ids=["same-dir", "carried-elsewhere"])
+def test_every_trial_of_a_dead_two_worker_sweep_is_retried(tmp_path, env, moved):
+    """kill -9 of a sweep running two trials, then the same command: both are retried, not just
+    the first (the dead owner's lock goes with it). Carried elsewhere: the study's files copied
+    to another folder and the original gone, as when a machine is replaced; the trials that were
+    running there are retried from scratch instead of staying RUNNING for ever."""
+    sweep_dir = tmp_path / "sweep"
+    grid = {"model.layers[0].filters": [4, 6, 8]}
+    cfg = config(tmp_path / "c.yaml", epochs=3, grid=grid)
+    args = ["sweep", str(cfg), "--sweep-dir", str(sweep_dir), "--workers", "2"]
+    first = start(*args, env=pausing(env, 1, tmp_path / "held"))
+    while len(list((sweep_dir / "trials").glob("*/history.csv"))) < 2 or not all(
+        len(h.read_text().splitlines()) >= 2 for h in (sweep_dir / "trials").glob("*/history.csv")
+    ):  # both trial processes have committed their first epoch, and wait there
+        assert first.poll() is None, first.communicate()[1]
+        time.sleep(0.05)
+    assert states(sweep_dir).count("RUNNING") == 2
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(timeout=30)
+    if moved:
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        for name in ("study.json", "base.yaml", "study.journal"):
+            shutil.copy(sweep_dir / name, elsewhere / name)
+        shutil.rmtree(sweep_dir)
+        sweep_dir = elsewhere
+        args[3] = str(sweep_dir)
+    second = cli(*args[:-2], env=env)
+    assert second.returncode == 0, second.stderr
+    assert "lost their process: retried" in second.stdout
+    study, trials = study_of(sweep_dir)
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3
+    lost = [t for t in study.trials if t.state.name == "FAIL"]
+    assert len(lost) == 2 and all("died" in t.user_attrs["error"] for t in lost)
+    retries = [t for t in trials if "failed_trial" in t.system_attrs]
+    assert sorted(t.system_attrs["failed_trial"] for t in retries) == [t.number for t in lost]
+    for retry in retries:
+        run = Path(retry.user_attrs["run_dir"])
+        assert run.parent == (sweep_dir / "trials").resolve() and epochs_of(run) == [1, 2, 3]
+        resumed = "resuming" in (sweep_dir / "logs" / f"{run.name[:5]}.log").read_text()
+        assert resumed is not moved  # in place from its checkpoint, or trained again elsewhere
+    assert len(list((sweep_dir / "trials").iterdir())) == 3
 
 
 def test_a_search_without_a_validation_split_is_refused(tmp_path, env):

@@ -137,13 +137,14 @@ def run_sweep(
         samplers.make_sampler(plan.sampler, plan.seed, grid, plan.trials),
         samplers.make_pruner(plan.prune, plan.epochs, plan.min_epochs),
     )
-    owner = owners.Owner(sweep_dir)
+    locks, shared = storages.locks_dir(sweep_dir, url)
+    owner = owners.Owner(locks)
     owner.acquire()
     if options.retry_failed:
         for t in configurations(study):
             if t.state == TrialState.FAIL:
                 owners.retry(study, t, limit=None)
-    stale = owners.reclaim(study)
+    stale = owners.reclaim(study, locks, shared)
     if stale:
         emit(Reclaimed(tuple(stale)))
     slots = Slots(options.workers, plan.experiment.train.threads)
@@ -177,7 +178,7 @@ def run_sweep(
             free.put(slot)
 
     def after_trial(study: Any, _trial: Any) -> None:
-        owners.reclaim(study)
+        owners.reclaim(study, locks, shared)
         emit(tally(study, plan.trials))
         if stop.is_set() or not budget_left(study, plan):
             study.stop()

@@ -31,6 +31,16 @@ def default_url(sweep_dir: Path) -> str:
     return f"journal://{(sweep_dir / JOURNAL).resolve()}"
 
 
+def locks_dir(sweep_dir: Path, url: str) -> tuple[Path, bool]:
+    """Where the sweep processes of a study keep their owner locks, and whether every process of
+    the study shares that folder. A journal's processes all reach its file, so their locks sit
+    beside it; a database's processes may be on machines that share nothing else, so each
+    keeps its own in its sweep directory (Optuna's heartbeat covers the other machines)."""
+    if scheme(url) == "journal":
+        return Path(url.split("://", 1)[1]).resolve().parent / "locks", True
+    return sweep_dir.resolve() / "locks", False
+
+
 def masked(url: str) -> str:
     """The URL with any password hidden, for messages and records."""
     return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
