@@ -323,9 +323,9 @@ def test_every_trial_of_a_dead_two_worker_sweep_is_retried(tmp_path, env, moved)
     cfg = config(tmp_path / "c.yaml", epochs=3, grid=grid)
     args = ["sweep", str(cfg), "--sweep-dir", str(sweep_dir), "--workers", "2"]
     first = start(*args, env=pausing(env, 1, tmp_path / "held"))
-    while len(list((sweep_dir / "trials").glob("*/history.csv"))) < 2 or not all(
-        len(h.read_text().splitlines()) >= 2 for h in (sweep_dir / "trials").glob("*/history.csv")
-    ):  # both trial processes have committed their first epoch, and wait there
+    # Both trial processes have committed their first epoch (a header and one line) and wait.
+    histories = (sweep_dir / "trials").glob
+    while [len(h.read_text().splitlines()) >= 2 for h in histories("*/history.csv")] != [True] * 2:
         assert first.poll() is None, first.communicate()[1]
         time.sleep(0.05)
     assert states(sweep_dir).count("RUNNING") == 2
